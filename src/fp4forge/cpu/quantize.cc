@@ -1,0 +1,455 @@
+// Highway quantization kernels. Each function mirrors a scalar reference in format/ operation by
+// operation (same divisions, same rounding, same summation order), which is why the results are
+// identical bit for bit; tests/cpu_quantize_test.cc checks this on every compiled target.
+//
+// Napkin math (NVFP4, BF16 in): per element 2 bytes read and 0.5625 bytes written; per 8-lane
+// vector about 24 instructions (convert, divide, 7 compares, 7 adds, sign, pack), so one core
+// stays under the ~7 G elements/s that its share of memory bandwidth would allow.
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "fp4forge/cpu/quantize.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/highway.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <mutex>
+#include <type_traits>
+#include <variant>
+
+#include "fp4forge/base/parallel.h"
+#include "fp4forge/codec/e2m1.h"
+#include "fp4forge/codec/e4m3.h"
+#include "fp4forge/codec/half.h"
+#include "fp4forge/codec/ue8m0.h"
+#include "fp4forge/cpu/quantize.h"
+#include "fp4forge/format/fp8.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace fp4forge::cpu {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// At most 16 float lanes, so that a vector never spans two NVFP4 blocks.
+using DF = hn::CappedTag<float, kNvfp4BlockSize>;
+using DI = hn::RebindToSigned<DF>;
+using DU8 = hn::Rebind<uint8_t, DI>;
+using VF = hn::Vec<DF>;
+using VI = hn::Vec<DI>;
+
+// Elements converted to float32 at a time (8 KiB: stays in L1). A multiple of every block size.
+constexpr int64_t kChunk = 2048;
+
+// ---------------------------------------------------------------------------------------------
+// Input conversion.
+
+template <typename T>
+float ScalarToFloat(T v) {
+  uint16_t bits;
+  std::memcpy(&bits, &v, sizeof(bits));
+  return std::is_same_v<T, hwy::bfloat16_t> ? DecodeBF16(bits) : DecodeF16(bits);
+}
+
+// Elements [0, n) of `src` as float32: `src` itself for f32 input, else converted into `buf`.
+template <typename T>
+const float* AsFloat(const T* HWY_RESTRICT src, int64_t n, float* HWY_RESTRICT buf) {
+  if constexpr (std::is_same_v<T, float>) {
+    return src;
+  } else {
+    const DF df;
+    const hn::Rebind<T, DF> dt;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+    int64_t i = 0;
+    for (; i + lanes <= n; i += lanes) hn::StoreU(hn::PromoteTo(df, hn::LoadU(dt, src + i)), df, buf + i);
+    for (; i < n; ++i) buf[i] = ScalarToFloat(src[i]);
+    return buf;
+  }
+}
+
+// Max over [0, n) of the bits of |x| as integers. For non-negative floats integer order is float
+// order, and Inf/NaN patterns (>= 0x7F800000) sort above every finite value: one max finds both
+// the amax and any non-finite value.
+uint32_t MaxAbsBits(const float* HWY_RESTRICT x, int64_t n) {
+  const DF df;
+  const DI di;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  VI m = hn::Zero(di);
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) m = hn::Max(m, hn::BitCast(di, hn::Abs(hn::LoadU(df, x + i))));
+  uint32_t result = static_cast<uint32_t>(hn::GetLane(hn::MaxOfLanes(di, m)));
+  for (; i < n; ++i) result = std::max(result, std::bit_cast<uint32_t>(x[i]) & 0x7FFFFFFFu);
+  return result;
+}
+
+template <typename T>
+uint32_t MaxAbsBitsRowsT(const ConstMatrixView& x, int64_t row_begin, int64_t row_end) {
+  HWY_ALIGN float buf[kChunk];
+  uint32_t result = 0;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const T* row = reinterpret_cast<const T*>(x.RowBytes(r));
+    for (int64_t c = 0; c < x.cols; c += kChunk) {
+      const int64_t n = std::min(kChunk, x.cols - c);
+      result = std::max(result, MaxAbsBits(AsFloat(row + c, n, buf), n));
+    }
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vector codecs, lane for lane equal to codec/.
+
+// E4M3 codes of finite s in [0, 448]; EncodeE4M3 without the sign and NaN cases.
+HWY_INLINE VI E4M3Codes(DF df, VF s) {
+  const DI di;
+  VI r = hn::Sub(hn::BitCast(di, s), hn::Set(di, 120 << 23));
+  r = hn::Add(r, hn::Add(hn::Set(di, 0x7FFFF), hn::And(hn::ShiftRight<20>(r), hn::Set(di, 1))));
+  const VI normal = hn::ShiftRight<20>(r);
+  const VI subnormal = hn::NearestInt(hn::Mul(s, hn::Set(df, 512.0f)));  // cvtps2dq: ties to even
+  return hn::IfThenElse(hn::RebindMask(di, hn::Lt(s, hn::Set(df, 0x1p-6f))), subnormal, normal);
+}
+
+// Values of E4M3 codes in [0, 0x7E]; DecodeE4M3 without the sign and NaN cases.
+HWY_INLINE VF E4M3Values(DF df, VI code) {
+  const DI di;
+  const VI exponent = hn::ShiftRight<3>(code);
+  const VI mantissa = hn::And(code, hn::Set(di, 7));
+  const VF normal = hn::BitCast(df, hn::Or(hn::ShiftLeft<23>(hn::Add(exponent, hn::Set(di, 120))),
+                                           hn::ShiftLeft<20>(mantissa)));
+  const VF subnormal = hn::Mul(hn::ConvertTo(df, mantissa), hn::Set(df, kE4M3MinSubnormal));
+  return hn::IfThenElse(hn::RebindMask(df, hn::Eq(exponent, hn::Zero(di))), subnormal, normal);
+}
+
+// EncodeE2M1: each threshold passed adds one (a true mask is all ones, i.e. -1).
+HWY_INLINE VI E2M1Codes(DF df, VF q) {
+  const DI di;
+  const VF a = hn::Abs(q);
+  VI m = hn::Zero(di);
+  auto count = [&](auto mask) { m = hn::Sub(m, hn::BitCast(di, hn::VecFromMask(df, mask))); };
+  count(hn::Gt(a, hn::Set(df, 0.25f)));
+  count(hn::Ge(a, hn::Set(df, 0.75f)));
+  count(hn::Gt(a, hn::Set(df, 1.25f)));
+  count(hn::Ge(a, hn::Set(df, 1.75f)));
+  count(hn::Gt(a, hn::Set(df, 2.5f)));
+  count(hn::Ge(a, hn::Set(df, 3.5f)));
+  count(hn::Gt(a, hn::Set(df, 5.0f)));
+  const VI sign = hn::And(hn::BitCast(di, hn::VecFromMask(df, hn::Lt(q, hn::Zero(df)))), hn::Set(di, 8));
+  return hn::Or(m, sign);
+}
+
+// DecodeE2M1(EncodeE2M1Magnitude(a)) for a >= 0: the same thresholds, selecting values.
+HWY_INLINE VF E2M1Magnitudes(DF df, VF a) {
+  VF v = hn::Zero(df);
+  v = hn::IfThenElse(hn::Gt(a, hn::Set(df, 0.25f)), hn::Set(df, 0.5f), v);
+  v = hn::IfThenElse(hn::Ge(a, hn::Set(df, 0.75f)), hn::Set(df, 1.0f), v);
+  v = hn::IfThenElse(hn::Gt(a, hn::Set(df, 1.25f)), hn::Set(df, 1.5f), v);
+  v = hn::IfThenElse(hn::Ge(a, hn::Set(df, 1.75f)), hn::Set(df, 2.0f), v);
+  v = hn::IfThenElse(hn::Gt(a, hn::Set(df, 2.5f)), hn::Set(df, 3.0f), v);
+  v = hn::IfThenElse(hn::Ge(a, hn::Set(df, 3.5f)), hn::Set(df, 4.0f), v);
+  v = hn::IfThenElse(hn::Gt(a, hn::Set(df, 5.0f)), hn::Set(df, 6.0f), v);
+  return v;
+}
+
+// Packs the nibbles of 2N elements (c0: elements 0..N-1, c1: N..2N-1) into N bytes, element 2k in
+// the low nibble: even lanes of the pair go low, odd lanes high.
+HWY_INLINE void StorePackedNibbles(VI c0, VI c1, uint8_t* HWY_RESTRICT out) {
+#if HWY_TARGET == HWY_SCALAR  // one lane (the fallback target of GCC < 12.3): no lanes to shuffle
+  *out = static_cast<uint8_t>(hn::GetLane(c0) | (hn::GetLane(c1) << 4));
+#else
+  const DI di;
+  const DU8 du8;
+  const VI even = hn::ConcatEven(di, c1, c0);
+  const VI odd = hn::ConcatOdd(di, c1, c0);
+  hn::StoreU(hn::DemoteTo(du8, hn::Or(even, hn::ShiftLeft<4>(odd))), du8, out);
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared block machinery.
+
+// amax[b] = max |x| over block b (block_size a multiple of the lane count).
+void BlockAmax(const float* HWY_RESTRICT x, int64_t num_blocks, int block_size, float* HWY_RESTRICT amax) {
+  const DF df;
+  const int lanes = static_cast<int>(hn::Lanes(df));
+  for (int64_t b = 0; b < num_blocks; ++b) {
+    VF m = hn::Zero(df);
+    for (int k = 0; k < block_size; k += lanes) m = hn::Max(m, hn::Abs(hn::LoadU(df, x + b * block_size + k)));
+    amax[b] = hn::GetLane(hn::MaxOfLanes(df, m));
+  }
+}
+
+// E2M1 codes of x[i] / d[i / block_size] for i in [0, n), n even, packed two per byte.
+void EncodeE2M1Run(const float* HWY_RESTRICT x, int64_t n, int block_size, const float* HWY_RESTRICT d,
+                   uint8_t* HWY_RESTRICT codes) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + 2 * lanes <= n; i += 2 * lanes) {
+    const VI c0 = E2M1Codes(df, hn::Div(hn::LoadU(df, x + i), hn::Set(df, d[i / block_size])));
+    const VI c1 = E2M1Codes(df, hn::Div(hn::LoadU(df, x + i + lanes), hn::Set(df, d[(i + lanes) / block_size])));
+    StorePackedNibbles(c0, c1, codes + i / 2);
+  }
+  for (; i < n; i += 2) {
+    codes[i / 2] = PackNibbles(EncodeE2M1(x[i] / d[i / block_size]), EncodeE2M1(x[i + 1] / d[(i + 1) / block_size]));
+  }
+}
+
+// Row-chunk driver: converts each chunk of each row to float32 and hands it to `chunk_fn(row,
+// col, x, n)`; chunks are multiples of every block size.
+template <typename T, typename ChunkFn>
+void ForEachChunk(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, ChunkFn&& chunk_fn) {
+  HWY_ALIGN float buf[kChunk];
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const T* row = reinterpret_cast<const T*>(x.RowBytes(r));
+    for (int64_t c = 0; c < x.cols; c += kChunk) {
+      const int64_t n = std::min(kChunk, x.cols - c);
+      chunk_fn(r, c, AsFloat(row + c, n, buf), n);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// NVFP4.
+
+// Nvfp4AmaxScaleCode for a vector of block amaxes; target_times_scale = fl(target · S).
+HWY_INLINE VI AmaxScaleCodes(DF df, VF block_amax, float target_times_scale) {
+  VF s = hn::Div(block_amax, hn::Set(df, target_times_scale));
+  s = hn::IfThenElse(hn::Eq(s, hn::Zero(df)), hn::Set(df, 1.0f), s);
+  s = hn::Min(hn::Max(s, hn::Set(df, kE4M3MinSubnormal)), hn::Set(df, kE4M3Max));
+  return E4M3Codes(df, s);
+}
+
+// Nvfp4BlockSquaredError with one block per lane; columns[k * N + lane] = element k of that block.
+// Works on |x|: the error of -x is the negated error of x, so the squares are the same bits.
+HWY_INLINE VF SquaredErrors(DF df, const float* HWY_RESTRICT columns, VI code, float tensor_scale) {
+  const size_t lanes = hn::Lanes(df);
+  const VF d = hn::Mul(E4M3Values(df, code), hn::Set(df, tensor_scale));
+  VF sse = hn::Zero(df);
+  for (int k = 0; k < kNvfp4BlockSize; ++k) {
+    const VF a = hn::Abs(hn::Load(df, columns + k * lanes));
+    const VF err = hn::Sub(hn::Mul(E2M1Magnitudes(df, hn::Div(a, d)), d), a);
+    sse = hn::Add(sse, hn::Mul(err, err));
+  }
+  return sse;
+}
+
+// Nvfp4SelectScaleCode for N consecutive blocks at once (lane = block), given their amax codes.
+VI SearchScaleCodes(DF df, const float* HWY_RESTRICT blocks, VF block_amax, VI amax_code, Nvfp4ScaleRule rule,
+                    float tensor_scale) {
+  const DI di;
+  const size_t lanes = hn::Lanes(df);
+  HWY_ALIGN float columns[kNvfp4BlockSize * kNvfp4BlockSize];
+  const VI block_starts = hn::ShiftLeft<4>(hn::Iota(di, 0));  // lane * 16
+  for (int k = 0; k < kNvfp4BlockSize; ++k) {
+    hn::Store(hn::GatherIndex(df, blocks + k, block_starts), df, columns + k * lanes);
+  }
+  VI best = amax_code;
+  VF best_sse = SquaredErrors(df, columns, best, tensor_scale);
+  auto consider = [&](VI code) {
+    const VF sse = SquaredErrors(df, columns, code, tensor_scale);
+    const auto better = hn::Lt(sse, best_sse);  // strictly: ties keep the earlier candidate
+    best = hn::IfThenElse(hn::RebindMask(di, better), code, best);
+    best_sse = hn::IfThenElse(better, sse, best_sse);
+  };
+  switch (rule) {
+    case Nvfp4ScaleRule::kAmax:
+      break;
+    case Nvfp4ScaleRule::kMse:
+      for (int offset = -kNvfp4MseCodesBelow; offset <= kNvfp4MseCodesAbove; ++offset) {  // reference order
+        if (offset == 0) continue;
+        consider(hn::Min(hn::Max(hn::Add(amax_code, hn::Set(di, offset)), hn::Set(di, 1)), hn::Set(di, kE4M3MaxCode)));
+      }
+      break;
+    case Nvfp4ScaleRule::kMseExhaustive:
+      for (int code = 1; code <= kE4M3MaxCode; ++code) consider(hn::Set(di, code));
+      break;
+    case Nvfp4ScaleRule::kFourOverSix:
+      consider(AmaxScaleCodes(df, block_amax, 4.0f * tensor_scale));
+      break;
+  }
+  return best;
+}
+
+void QuantizeNvfp4Chunk(const float* HWY_RESTRICT x, int64_t n, Nvfp4ScaleRule rule, float tensor_scale,
+                        uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales) {
+  const DF df;
+  const DU8 du8;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t num_blocks = n / kNvfp4BlockSize;
+  HWY_ALIGN float amax[kChunk / kNvfp4BlockSize];
+  HWY_ALIGN float d[kChunk / kNvfp4BlockSize];
+  BlockAmax(x, num_blocks, kNvfp4BlockSize, amax);
+
+  int64_t b = 0;
+  for (; b + lanes <= num_blocks; b += lanes) {  // lane = block
+    const VF block_amax = hn::Load(df, amax + b);
+    VI code = AmaxScaleCodes(df, block_amax, 6.0f * tensor_scale);
+    if (rule != Nvfp4ScaleRule::kAmax) {
+      code = SearchScaleCodes(df, x + b * kNvfp4BlockSize, block_amax, code, rule, tensor_scale);
+    }
+    hn::Store(hn::Mul(E4M3Values(df, code), hn::Set(df, tensor_scale)), df, d + b);
+    hn::StoreU(hn::DemoteTo(du8, code), du8, scales + b);
+  }
+  for (; b < num_blocks; ++b) {  // fewer blocks left than lanes
+    scales[b] = Nvfp4SelectScaleCode(x + b * kNvfp4BlockSize, rule, tensor_scale);
+    d[b] = DecodeE4M3(scales[b]) * tensor_scale;
+  }
+  EncodeE2M1Run(x, n, kNvfp4BlockSize, d, codes);
+}
+
+// ---------------------------------------------------------------------------------------------
+// MXFP4, INT4, FP8.
+
+void QuantizeMxfp4Chunk(const float* HWY_RESTRICT x, int64_t n, Mxfp4ScaleRule rule, uint8_t* HWY_RESTRICT codes,
+                        uint8_t* HWY_RESTRICT scales) {
+  const int64_t num_blocks = n / kMxfp4BlockSize;
+  float amax[kChunk / kMxfp4BlockSize];
+  float d[kChunk / kMxfp4BlockSize];
+  BlockAmax(x, num_blocks, kMxfp4BlockSize, amax);
+  for (int64_t b = 0; b < num_blocks; ++b) {  // one scalar scale per 32 elements
+    scales[b] = Mxfp4ScaleCode(amax[b], rule);
+    d[b] = DecodeUE8M0(scales[b]);
+  }
+  EncodeE2M1Run(x, n, kMxfp4BlockSize, d, codes);
+}
+
+void QuantizeInt4Chunk(const float* HWY_RESTRICT x, int64_t n, const Int4GroupParams& params,
+                       uint8_t* HWY_RESTRICT codes, uint16_t* HWY_RESTRICT scales, uint8_t* HWY_RESTRICT zero_points) {
+  const DF df;
+  const DI di;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int g = params.group_size;  // >= 32 >= 2 * lanes
+  for (int64_t group = 0; group < n / g; ++group) {
+    const float* v = x + group * g;
+    VF lo = hn::Zero(df), hi = hn::Zero(df);
+    for (int k = 0; k < g; k += lanes) {
+      const VF xv = hn::LoadU(df, v + k);
+      lo = hn::Min(lo, xv);
+      hi = hn::Max(hi, xv);
+    }
+    const Int4GroupScale s = ComputeInt4GroupScale(hn::GetLane(hn::MinOfLanes(df, lo)),
+                                                   hn::GetLane(hn::MaxOfLanes(df, hi)), params);
+    scales[group] = s.scale_bits;
+    if (params.asymmetric) zero_points[group] = static_cast<uint8_t>(s.zero_point);
+    const VF scale = hn::Set(df, s.scale);
+    const VI zero_point = hn::Set(di, s.zero_point);
+    auto encode = [&](const float* p) {
+      const VI q = hn::Add(hn::NearestInt(hn::Div(hn::LoadU(df, p), scale)), zero_point);
+      return hn::Min(hn::Max(q, hn::Zero(di)), hn::Set(di, 15));
+    };
+    for (int k = 0; k < g; k += 2 * static_cast<int>(lanes)) {
+      StorePackedNibbles(encode(v + k), encode(v + k + lanes), codes + (group * g + k) / 2);
+    }
+  }
+}
+
+void QuantizeFp8Chunk(const float* HWY_RESTRICT x, int64_t n, float scale, uint8_t* HWY_RESTRICT codes) {
+  const DF df;
+  const DI di;
+  const DU8 du8;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  int64_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const VF q = hn::Min(hn::Max(hn::Div(hn::LoadU(df, x + i), hn::Set(df, scale)), hn::Set(df, -kE4M3Max)),
+                         hn::Set(df, kE4M3Max));
+    const VI sign = hn::And(hn::ShiftRight<24>(hn::BitCast(di, q)), hn::Set(di, 0x80));
+    hn::StoreU(hn::DemoteTo(du8, hn::Or(E4M3Codes(df, hn::Abs(q)), sign)), du8, codes + i);
+  }
+  for (; i < n; ++i) codes[i] = EncodeE4M3(std::clamp(x[i] / scale, -kE4M3Max, kE4M3Max));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points (one per tensor and thread range; the input type is chosen here, once).
+
+template <typename T>
+void QuantizeRowsT(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, QuantizedTensor& q) {
+  const int64_t cols = x.cols;
+  std::visit(
+      [&](const auto& spec) {
+        using Spec = std::decay_t<decltype(spec)>;
+        ForEachChunk<T>(x, row_begin, row_end, [&](int64_t r, int64_t c, const float* v, int64_t n) {
+          const int64_t e = r * cols + c;  // element index of the chunk's first value
+          if constexpr (std::is_same_v<Spec, Nvfp4Spec>) {
+            QuantizeNvfp4Chunk(v, n, spec.rule, q.tensor_scales[0], &q.codes[e / 2], &q.block_scales[e / kNvfp4BlockSize]);
+          } else if constexpr (std::is_same_v<Spec, Mxfp4Spec>) {
+            QuantizeMxfp4Chunk(v, n, spec.rule, &q.codes[e / 2], &q.block_scales[e / kMxfp4BlockSize]);
+          } else if constexpr (std::is_same_v<Spec, Int4Spec>) {
+            const int g = spec.params.group_size;
+            QuantizeInt4Chunk(v, n, spec.params, &q.codes[e / 2], &q.group_scales[e / g],
+                              spec.params.asymmetric ? &q.zero_points[e / g] : nullptr);
+          } else {
+            QuantizeFp8Chunk(v, n, q.tensor_scales[spec.per_channel ? r : 0], &q.codes[e]);
+          }
+        });
+      },
+      q.spec);
+}
+
+template <typename T>
+void SetRowScalesT(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, QuantizedTensor& q) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    q.tensor_scales[r] = Fp8Scale(std::bit_cast<float>(MaxAbsBitsRowsT<T>(x, r, r + 1)));
+  }
+}
+
+// Calls fn<T>() with T the C++ type of the view's dtype.
+template <typename Fn>
+auto WithInputType(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::kBF16: return fn.template operator()<hwy::bfloat16_t>();
+    case DType::kF16: return fn.template operator()<hwy::float16_t>();
+    case DType::kF32: break;
+  }
+  return fn.template operator()<float>();
+}
+
+uint32_t MaxAbsBitsRows(const ConstMatrixView& x, int64_t row_begin, int64_t row_end) {
+  return WithInputType(x.dtype, [&]<typename T>() { return MaxAbsBitsRowsT<T>(x, row_begin, row_end); });
+}
+
+void QuantizeRows(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, QuantizedTensor& q) {
+  WithInputType(x.dtype, [&]<typename T>() {
+    const auto* fp8 = std::get_if<Fp8Spec>(&q.spec);
+    if (fp8 && fp8->per_channel) SetRowScalesT<T>(x, row_begin, row_end, q);
+    QuantizeRowsT<T>(x, row_begin, row_end, q);
+  });
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace fp4forge::cpu
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace fp4forge::cpu {
+
+HWY_EXPORT(MaxAbsBitsRows);
+HWY_EXPORT(QuantizeRows);
+
+AmaxResult TensorAmax(const ConstMatrixView& x, int threads) {
+  std::mutex mutex;
+  uint32_t max_bits = 0;
+  ParallelFor(x.rows, ResolveThreads(threads), [&](int64_t begin, int64_t end) {
+    const uint32_t bits = HWY_DYNAMIC_DISPATCH(MaxAbsBitsRows)(x, begin, end);
+    std::lock_guard<std::mutex> lock(mutex);
+    max_bits = std::max(max_bits, bits);
+  });
+  return {.amax = std::bit_cast<float>(max_bits), .all_finite = max_bits < 0x7F800000u};
+}
+
+QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, float scale_amax, int threads) {
+  QuantizedTensor q = AllocateQuantized(spec, x.rows, x.cols);
+  SetTensorScale(q, scale_amax);
+  ParallelFor(x.rows, ResolveThreads(threads),
+              [&](int64_t begin, int64_t end) { HWY_DYNAMIC_DISPATCH(QuantizeRows)(x, begin, end, q); });
+  return q;
+}
+
+std::vector<float> Dequantize(const QuantizedTensor& q, int threads) {
+  std::vector<float> out(static_cast<size_t>(q.rows * q.cols));
+  ParallelFor(q.rows, ResolveThreads(threads),
+              [&](int64_t begin, int64_t end) { DequantizeRowsRef(q, begin, end, out.data()); });
+  return out;
+}
+
+}  // namespace fp4forge::cpu
+#endif  // HWY_ONCE

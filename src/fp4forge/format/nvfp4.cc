@@ -1,0 +1,118 @@
+#include "fp4forge/format/nvfp4.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "fp4forge/base/error.h"
+#include "fp4forge/codec/e2m1.h"
+#include "fp4forge/codec/e4m3.h"
+
+namespace fp4forge {
+
+namespace {
+constexpr float kFourOverSixScaleMax = 256.0f;  // FORMATS.md §3.2 "Variants": E4M3_MAX_46
+}  // namespace
+
+std::string_view Nvfp4ScaleRuleName(Nvfp4ScaleRule rule) {
+  switch (rule) {
+    case Nvfp4ScaleRule::kAmax: return "amax";
+    case Nvfp4ScaleRule::kMse: return "mse";
+    case Nvfp4ScaleRule::kMseExhaustive: return "mse-exhaustive";
+    case Nvfp4ScaleRule::kFourOverSix: return "4over6";
+  }
+  return "?";
+}
+
+Nvfp4ScaleRule ParseNvfp4ScaleRule(std::string_view name) {
+  for (Nvfp4ScaleRule rule : {Nvfp4ScaleRule::kAmax, Nvfp4ScaleRule::kMse,
+                              Nvfp4ScaleRule::kMseExhaustive, Nvfp4ScaleRule::kFourOverSix}) {
+    if (name == Nvfp4ScaleRuleName(rule)) return rule;
+  }
+  Fail(ErrorCode::kInvalidArgument,
+       "[NVFP4 scale rule] got '{}', expected amax, mse, mse-exhaustive or 4over6", name);
+}
+
+float Nvfp4TensorScale(float global_amax, Nvfp4ScaleRule rule) {
+  if (global_amax == 0.0f) return 1.0f;
+  const float scale_max = rule == Nvfp4ScaleRule::kFourOverSix ? kFourOverSixScaleMax : kE4M3Max;
+  return global_amax / (kE2M1Max * scale_max);
+}
+
+uint8_t Nvfp4AmaxScaleCode(float block_amax, float tensor_scale, float target) {
+  float s = block_amax / (target * tensor_scale);
+  if (s == 0.0f) s = 1.0f;
+  return EncodeE4M3(std::clamp(s, kE4M3MinSubnormal, kE4M3Max));
+}
+
+Nvfp4Candidates Nvfp4ScaleCandidates(float block_amax, float tensor_scale, Nvfp4ScaleRule rule) {
+  Nvfp4Candidates c{};
+  const uint8_t amax_code = Nvfp4AmaxScaleCode(block_amax, tensor_scale);
+  c.codes[c.count++] = amax_code;
+  switch (rule) {
+    case Nvfp4ScaleRule::kAmax:
+      break;
+    case Nvfp4ScaleRule::kMse:
+      for (int offset = -kNvfp4MseCodesBelow; offset <= kNvfp4MseCodesAbove; ++offset) {
+        if (offset == 0) continue;
+        c.codes[c.count++] = static_cast<uint8_t>(std::clamp(amax_code + offset, 1, int{kE4M3MaxCode}));
+      }
+      break;
+    case Nvfp4ScaleRule::kMseExhaustive:
+      for (int code = 1; code <= kE4M3MaxCode; ++code) c.codes[c.count++] = static_cast<uint8_t>(code);
+      break;
+    case Nvfp4ScaleRule::kFourOverSix:
+      c.codes[c.count++] = Nvfp4AmaxScaleCode(block_amax, tensor_scale, 4.0f);
+      break;
+  }
+  return c;
+}
+
+float Nvfp4BlockSquaredError(const float* x, uint8_t scale_code, float tensor_scale) {
+  const float d = DecodeE4M3(scale_code) * tensor_scale;
+  float sse = 0.0f;
+  for (int k = 0; k < kNvfp4BlockSize; ++k) {
+    const float err = DecodeE2M1(EncodeE2M1(x[k] / d)) * d - x[k];
+    sse += err * err;
+  }
+  return sse;
+}
+
+uint8_t Nvfp4SelectScaleCode(const float* block, Nvfp4ScaleRule rule, float tensor_scale) {
+  float amax = 0.0f;
+  for (int k = 0; k < kNvfp4BlockSize; ++k) amax = std::max(amax, std::fabs(block[k]));
+  const Nvfp4Candidates candidates = Nvfp4ScaleCandidates(amax, tensor_scale, rule);
+  uint8_t best = candidates.codes[0];
+  if (candidates.count == 1) return best;
+  float best_sse = Nvfp4BlockSquaredError(block, best, tensor_scale);
+  for (int i = 1; i < candidates.count; ++i) {
+    const float sse = Nvfp4BlockSquaredError(block, candidates.codes[i], tensor_scale);
+    if (sse < best_sse) {
+      best_sse = sse;
+      best = candidates.codes[i];
+    }
+  }
+  return best;
+}
+
+void QuantizeNvfp4RowRef(const float* x, int64_t cols, Nvfp4ScaleRule rule, float tensor_scale,
+                         uint8_t* codes, uint8_t* scales) {
+  for (int64_t b = 0; b < cols / kNvfp4BlockSize; ++b) {
+    const float* block = x + b * kNvfp4BlockSize;
+    scales[b] = Nvfp4SelectScaleCode(block, rule, tensor_scale);
+    const float d = DecodeE4M3(scales[b]) * tensor_scale;
+    for (int k = 0; k < kNvfp4BlockSize; k += 2) {
+      codes[(b * kNvfp4BlockSize + k) / 2] = PackNibbles(EncodeE2M1(block[k] / d), EncodeE2M1(block[k + 1] / d));
+    }
+  }
+}
+
+void DequantizeNvfp4RowRef(const uint8_t* codes, const uint8_t* scales, int64_t cols,
+                           float tensor_scale, float* x) {
+  for (int64_t k = 0; k < cols; k += 2) {
+    const float d = DecodeE4M3(scales[k / kNvfp4BlockSize]) * tensor_scale;
+    x[k] = DecodeE2M1(LowNibble(codes[k / 2])) * d;
+    x[k + 1] = DecodeE2M1(HighNibble(codes[k / 2])) * d;
+  }
+}
+
+}  // namespace fp4forge

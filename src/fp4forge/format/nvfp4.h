@@ -1,0 +1,63 @@
+// NVFP4: E2M1 codes in blocks of 16 along a row, one E4M3 scale per block, one float32 scale S per
+// tensor; x ~= e2m1(code) * e4m3(scale) * S. docs: FORMATS.md §3.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace fp4forge {
+
+inline constexpr int kNvfp4BlockSize = 16;
+// The kMse rule's window of E4M3 codes around the amax code (ANCHORS.md §1: matches exhaustive).
+inline constexpr int kNvfp4MseCodesBelow = 2;
+inline constexpr int kNvfp4MseCodesAbove = 6;
+
+// How the per-block E4M3 scale is chosen. Every rule writes standard NVFP4 bytes.
+enum class Nvfp4ScaleRule {
+  kAmax,           // ModelOpt's dynamic path (FORMATS.md §3.2): block amax mapped to 6; bit-identical
+  kMse,            // least squared error among the 9 E4M3 codes from 2 below to 6 above the amax code
+  kMseExhaustive,  // least squared error among all 126 positive E4M3 codes
+  kFourOverSix,    // S = amax/(6·256); per block the better of mapping its amax to 6 or to 4
+};
+
+std::string_view Nvfp4ScaleRuleName(Nvfp4ScaleRule rule);  // "amax", "mse", "mse-exhaustive", "4over6"
+Nvfp4ScaleRule ParseNvfp4ScaleRule(std::string_view name);  // throws Error(kInvalidArgument)
+
+// The per-tensor scale S (ModelOpt weight_scale_2) for a tensor, or fused group, of this amax:
+// amax/2688 in float32, or amax/1536 for kFourOverSix (its largest block scale is then 384 <= 448).
+// An all-zero tensor (amax 0) gets S = 1; its blocks all decode to zero whatever S is.
+float Nvfp4TensorScale(float global_amax, Nvfp4ScaleRule rule);
+
+// Block scale code of ModelOpt's dynamic rule for a block of this amax, mapping it to `target`
+// (6, or 4 for Four Over Six): s = amax / fl(target·S) in float32; a zero block gets 1.0 (0x38);
+// clamp to [2^-9, 448]; round to E4M3, ties to even.
+uint8_t Nvfp4AmaxScaleCode(float block_amax, float tensor_scale, float target = 6.0f);
+
+// The up to 127 scale codes a rule tries for one block, the incumbent first. A later candidate
+// replaces the incumbent only with a strictly smaller squared error, so search rules are never
+// worse than the amax code on any block.
+struct Nvfp4Candidates {
+  std::array<uint8_t, 127> codes;
+  int count;
+};
+Nvfp4Candidates Nvfp4ScaleCandidates(float block_amax, float tensor_scale, Nvfp4ScaleRule rule);
+
+// Sum of squared errors of quantizing 16 values with this block scale code, accumulated in float32
+// in element order: sum_k (e2m1(x_k / d) · d - x_k)^2 with d = fl(e4m3(code) · S).
+float Nvfp4BlockSquaredError(const float* x, uint8_t scale_code, float tensor_scale);
+
+// The scale code a rule picks for one block of 16 finite values.
+uint8_t Nvfp4SelectScaleCode(const float* block, Nvfp4ScaleRule rule, float tensor_scale);
+
+// Reference quantizer of one row: cols % 16 == 0, values finite.
+// codes: [cols/2] bytes, element 2k in the low nibble; scales: [cols/16] E4M3 bytes.
+// Elements are x / fl(e4m3(scale) · S) (a float32 division, as ModelOpt) rounded by EncodeE2M1.
+void QuantizeNvfp4RowRef(const float* x, int64_t cols, Nvfp4ScaleRule rule, float tensor_scale,
+                         uint8_t* codes, uint8_t* scales);
+
+// x[k] = e2m1(code_k) · fl(e4m3(scale) · S), the product every consumer computes.
+void DequantizeNvfp4RowRef(const uint8_t* codes, const uint8_t* scales, int64_t cols,
+                           float tensor_scale, float* x);
+
+}  // namespace fp4forge

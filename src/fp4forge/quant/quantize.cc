@@ -1,0 +1,73 @@
+#include "fp4forge/quant/quantize.h"
+
+#include <cmath>
+#include <limits>
+
+#include "fp4forge/base/error.h"
+#include "fp4forge/cpu/quantize.h"
+
+namespace fp4forge {
+
+namespace {
+
+// The first non-finite value of x, for the error message (only called when one exists).
+void FailOnNonFinite(const ConstMatrixView& x, const std::string& name) {
+  std::vector<float> row(x.cols);
+  for (int64_t r = 0; r < x.rows; ++r) {
+    LoadRowAsFloat(x, r, row.data());
+    for (int64_t c = 0; c < x.cols; ++c) {
+      if (!std::isfinite(row[c])) {
+        Fail(ErrorCode::kInvalidData, "[Quantize] tensor '{}' has {} at row {}, column {}; expected finite values",
+             name, row[c], r, c);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, const QuantizeOptions& options) {
+  const FormatTraits traits = Traits(spec);
+  const std::string& name = options.tensor_name;
+  if (x.rows < 1 || x.cols < 1 || x.data == nullptr) {
+    Fail(ErrorCode::kInvalidArgument, "[Quantize] tensor '{}' has shape [{}, {}]; expected a non-empty matrix", name,
+         x.rows, x.cols);
+  }
+  if (const auto* int4 = std::get_if<Int4Spec>(&spec)) {
+    const int g = int4->params.group_size;
+    if (g != 32 && g != 64 && g != 128) {
+      Fail(ErrorCode::kInvalidArgument, "[Quantize] INT4 group size {}; expected 32, 64 or 128", g);
+    }
+    if (int4->params.scale_dtype == DType::kF32) {
+      Fail(ErrorCode::kInvalidArgument, "[Quantize] INT4 scale dtype f32; expected f16 or bf16");
+    }
+  }
+  if (x.cols % traits.block_size != 0) {
+    Fail(ErrorCode::kInvalidArgument,
+         "[Quantize] tensor '{}' has rows of {} elements; {} {} needs a multiple of {} (skip or pad it)", name, x.cols,
+         traits.format, traits.rule, traits.block_size);
+  }
+
+  const cpu::AmaxResult amax = cpu::TensorAmax(x, options.threads);
+  if (!amax.all_finite) FailOnNonFinite(x, name);
+  if (options.global_amax) {
+    const float g = *options.global_amax;
+    if (!std::isfinite(g) || g < amax.amax) {
+      Fail(ErrorCode::kInvalidArgument, "[Quantize] tensor '{}': global amax {} must be finite and >= the tensor's amax {}",
+           name, g, amax.amax);
+    }
+  }
+  if (const auto* int4 = std::get_if<Int4Spec>(&spec); int4 && int4->params.scale_dtype == DType::kF16) {
+    constexpr float kF16Max = 65504.0f;
+    if (amax.amax / 7.5f > kF16Max) {  // asymmetric scales reach (2·amax)/15
+      Fail(ErrorCode::kInvalidData, "[Quantize] tensor '{}' has amax {}: its INT4 scales overflow f16; use bf16 scales",
+           name, amax.amax);
+    }
+  }
+  const bool nvfp4 = std::holds_alternative<Nvfp4Spec>(spec);
+  return cpu::Quantize(spec, x, nvfp4 ? options.global_amax.value_or(amax.amax) : amax.amax, options.threads);
+}
+
+std::vector<float> Dequantize(const QuantizedTensor& q, int threads) { return cpu::Dequantize(q, threads); }
+
+}  // namespace fp4forge

@@ -1,0 +1,28 @@
+// The validated entry points for quantizing one tensor. Everything a caller can get wrong is
+// checked here, with an error naming the tensor; the kernels below assume valid input.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fp4forge/base/dtype.h"
+#include "fp4forge/format/quantized_tensor.h"
+
+namespace fp4forge {
+
+struct QuantizeOptions {
+  int threads = 0;                   // 0 = all hardware threads; the result does not depend on it
+  std::optional<float> global_amax;  // NVFP4: a fused group's joint amax (>= this tensor's amax)
+  std::string tensor_name = "tensor";  // used in error messages
+};
+
+// Throws Error when: rows or cols < 1; cols is not a multiple of the format's block size
+// (kInvalidArgument: the caller decides to skip or pad); an INT4 group size is not 32, 64 or 128;
+// a value is NaN or ±Inf (kInvalidData, naming row and column); the global amax is not finite or
+// below the tensor's amax; FP16 INT4 scales would overflow.
+QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, const QuantizeOptions& options = {});
+
+std::vector<float> Dequantize(const QuantizedTensor& q, int threads = 0);
+
+}  // namespace fp4forge

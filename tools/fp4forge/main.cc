@@ -1,0 +1,24 @@
+// fp4forge: quantize LLM checkpoints to NVFP4 and friends. One binary, one subcommand per job.
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "fp4forge/base/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"fp4forge " FP4FORGE_VERSION " - NVFP4 quantization toolkit for LLM checkpoints"};
+  app.set_version_flag("--version", "fp4forge " FP4FORGE_VERSION);
+  app.require_subcommand(1);
+  fp4forge::cli::AddCompareFormats(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const fp4forge::Error& e) {
+    fmt::print(stderr, "fp4forge: error: {}\n", e.what());
+    return e.code() == fp4forge::ErrorCode::kInvalidArgument ? 2 : 1;
+  }
+  return 0;
+}
