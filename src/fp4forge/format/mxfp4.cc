@@ -35,8 +35,9 @@ uint8_t Mxfp4ScaleCode(float block_amax, Mxfp4ScaleRule rule) {
   } else {
     // Adding 0x7FFFFF to the bits carries into the exponent unless the mantissa is already zero:
     // the next power of two at or above amax/6. Example: 7/6 -> 2 (byte 128), 6/6 -> 1 (127).
+    // (Values up to 2^-127, bits 0x00400000, are clamped to 2^-127 rather than rounded up.)
     const uint32_t bits = std::bit_cast<uint32_t>(block_amax / kE2M1Max);
-    k = static_cast<int>(((bits + 0x7FFFFF) >> 23) & 0xFF) - 127;
+    k = bits <= 0x00400000 ? -127 : static_cast<int>(((bits + 0x7FFFFF) >> 23) & 0xFF) - 127;
   }
   return EncodeUE8M0Exponent(std::clamp(k, -127, 127));
 }

@@ -1,0 +1,65 @@
+// A C ABI over the codecs and quantizers, loaded by oracle_test.py through ctypes so that PyTorch
+// and ml_dtypes can check millions of values. Test-only: not part of the product.
+#include <algorithm>
+#include <cstdint>
+
+#include "fp4forge/base/error.h"
+#include "fp4forge/codec/e2m1.h"
+#include "fp4forge/codec/e4m3.h"
+#include "fp4forge/codec/half.h"
+#include "fp4forge/codec/ue8m0.h"
+#include "fp4forge/quant/quantize.h"
+
+using namespace fp4forge;
+
+extern "C" {
+
+void fp4forge_encode_e4m3(const float* x, int64_t n, uint8_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = EncodeE4M3(x[i]);
+}
+void fp4forge_decode_e4m3(const uint8_t* codes, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = DecodeE4M3(codes[i]);
+}
+void fp4forge_encode_e2m1(const float* x, int64_t n, uint8_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = EncodeE2M1(x[i]);
+}
+void fp4forge_decode_ue8m0(const uint8_t* codes, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = DecodeUE8M0(codes[i]);
+}
+void fp4forge_encode_bf16(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = EncodeBF16(x[i]);
+}
+void fp4forge_encode_f16(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = EncodeF16(x[i]);
+}
+
+// NVFP4 (rule 0 = amax) or MXFP4 (rule 0 = ocp, 1 = round-up) of a bf16 [rows, cols] matrix.
+// Returns 0 on success, 1 on a validation error.
+int fp4forge_quantize_nvfp4_bf16(const uint16_t* x, int64_t rows, int64_t cols, uint8_t* codes, uint8_t* scales,
+                                 float* tensor_scale) {
+  try {
+    const QuantizedTensor q =
+        Quantize(Nvfp4Spec{}, {.data = x, .dtype = DType::kBF16, .rows = rows, .cols = cols});
+    std::copy(q.codes.begin(), q.codes.end(), codes);
+    std::copy(q.block_scales.begin(), q.block_scales.end(), scales);
+    *tensor_scale = q.tensor_scales[0];
+    return 0;
+  } catch (const Error&) {
+    return 1;
+  }
+}
+
+int fp4forge_quantize_mxfp4_f32(const float* x, int64_t rows, int64_t cols, int rule, uint8_t* codes,
+                                uint8_t* scales) {
+  try {
+    const QuantizedTensor q = Quantize(Mxfp4Spec{rule == 0 ? Mxfp4ScaleRule::kOcp : Mxfp4ScaleRule::kRoundUp},
+                                       {.data = x, .dtype = DType::kF32, .rows = rows, .cols = cols});
+    std::copy(q.codes.begin(), q.codes.end(), codes);
+    std::copy(q.block_scales.begin(), q.block_scales.end(), scales);
+    return 0;
+  } catch (const Error&) {
+    return 1;
+  }
+}
+
+}  // extern "C"
