@@ -167,8 +167,10 @@ HWY_INLINE void StorePackedNibbles(VI c0, VI c1, uint8_t* HWY_RESTRICT out) {
 // ---------------------------------------------------------------------------------------------
 // Shared block machinery.
 
-// amax[b] = max |x| over block b (block_size a multiple of the lane count).
-void BlockAmax(const float* HWY_RESTRICT x, int64_t num_blocks, int block_size, float* HWY_RESTRICT amax) {
+// amax[b] = max |x| over block b (kBlockSize a multiple of the lane count).
+template <int kBlockSize>
+void BlockAmax(const float* HWY_RESTRICT x, int64_t num_blocks, float* HWY_RESTRICT amax) {
+  constexpr int block_size = kBlockSize;
   const DF df;
   const int lanes = static_cast<int>(hn::Lanes(df));
   for (int64_t b = 0; b < num_blocks; ++b) {
@@ -178,9 +180,11 @@ void BlockAmax(const float* HWY_RESTRICT x, int64_t num_blocks, int block_size, 
   }
 }
 
-// E2M1 codes of x[i] / d[i / block_size] for i in [0, n), n even, packed two per byte.
-void EncodeE2M1Run(const float* HWY_RESTRICT x, int64_t n, int block_size, const float* HWY_RESTRICT d,
-                   uint8_t* HWY_RESTRICT codes) {
+// E2M1 codes of x[i] / d[i / kBlockSize] for i in [0, n), n even, packed two per byte. The block
+// size is a template parameter so that i / kBlockSize is a shift, not a division.
+template <int kBlockSize>
+void EncodeE2M1Run(const float* HWY_RESTRICT x, int64_t n, const float* HWY_RESTRICT d, uint8_t* HWY_RESTRICT codes) {
+  constexpr int block_size = kBlockSize;
   const DF df;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   int64_t i = 0;
@@ -278,7 +282,7 @@ void QuantizeNvfp4Chunk(const float* HWY_RESTRICT x, int64_t n, Nvfp4ScaleRule r
   const int64_t num_blocks = n / kNvfp4BlockSize;
   HWY_ALIGN float amax[kChunk / kNvfp4BlockSize];
   HWY_ALIGN float d[kChunk / kNvfp4BlockSize];
-  BlockAmax(x, num_blocks, kNvfp4BlockSize, amax);
+  BlockAmax<kNvfp4BlockSize>(x, num_blocks, amax);
 
   int64_t b = 0;
   for (; b + lanes <= num_blocks; b += lanes) {  // lane = block
@@ -294,7 +298,7 @@ void QuantizeNvfp4Chunk(const float* HWY_RESTRICT x, int64_t n, Nvfp4ScaleRule r
     scales[b] = Nvfp4SelectScaleCode(x + b * kNvfp4BlockSize, rule, tensor_scale);
     d[b] = DecodeE4M3(scales[b]) * tensor_scale;
   }
-  EncodeE2M1Run(x, n, kNvfp4BlockSize, d, codes);
+  EncodeE2M1Run<kNvfp4BlockSize>(x, n, d, codes);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,12 +309,12 @@ void QuantizeMxfp4Chunk(const float* HWY_RESTRICT x, int64_t n, Mxfp4ScaleRule r
   const int64_t num_blocks = n / kMxfp4BlockSize;
   float amax[kChunk / kMxfp4BlockSize];
   float d[kChunk / kMxfp4BlockSize];
-  BlockAmax(x, num_blocks, kMxfp4BlockSize, amax);
+  BlockAmax<kMxfp4BlockSize>(x, num_blocks, amax);
   for (int64_t b = 0; b < num_blocks; ++b) {  // one scalar scale per 32 elements
     scales[b] = Mxfp4ScaleCode(amax[b], rule);
     d[b] = DecodeUE8M0(scales[b]);
   }
-  EncodeE2M1Run(x, n, kMxfp4BlockSize, d, codes);
+  EncodeE2M1Run<kMxfp4BlockSize>(x, n, d, codes);
 }
 
 void QuantizeInt4Chunk(const float* HWY_RESTRICT x, int64_t n, const Int4GroupParams& params,
