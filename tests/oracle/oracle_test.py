@@ -3,16 +3,20 @@
 (through tests/oracle/capi.cc), over every float32 in [-448, 448] for E4M3 and millions of random
 and boundary values elsewhere.
 
-Usage: oracle_test.py PATH/TO/libfp4forge_oracle_capi.so
+Usage: oracle_test.py PATH/TO/libfp4forge_oracle_capi.so PATH/TO/fp4forge
 Exit 77 (skipped) when the oracle packages are missing, unless FP4FORGE_REQUIRE_ORACLES=1 (CI).
 """
 import ctypes
+import json
 import os
+import subprocess
 import sys
+import tempfile
 
 try:
     import ml_dtypes
     import numpy as np
+    import safetensors.torch
     import torch
 except ImportError as e:
     print(f"oracle packages missing ({e}); install with: pip install -r tests/oracle/requirements.txt")
@@ -143,6 +147,23 @@ for round_up in (False, True):
                                          ptr(codes), ptr(scales))
     ok = rc == 0 and np.array_equal(codes, want_codes.numpy()) and np.array_equal(scales, want_scales.numpy())
     check(f"MXFP4 {'round-up' if round_up else 'ocp'} == torch restatement", bool(ok))
+
+# A file written by the official safetensors writer is read by fp4forge compare-formats.
+with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "official.safetensors")
+    generator = torch.Generator().manual_seed(3)
+    safetensors.torch.save_file({"layers.0.up_proj.weight": torch.randn(512, 1024, generator=generator).bfloat16(),
+                                 "layers.0.norm.weight": torch.ones(1024, dtype=torch.bfloat16),
+                                 "layers.0.down_proj.weight": torch.randn(128, 256, generator=generator).half()},
+                                path, metadata={"format": "pt"})
+    run = subprocess.run([sys.argv[2], "compare-formats", "--file", path, "--json"], capture_output=True, text=True)
+    rows = json.loads(run.stdout) if run.returncode == 0 else []
+    names = {r["dist"] for r in rows}
+    nvfp4 = [r["rel_mse"] for r in rows if r["format"] == "nvfp4" and r["rule"] == "amax" and r["dist"] == "layers.0.up_proj.weight"]
+    # Gaussian weights: ANCHORS.md §1 gives 0.0090 for 2^20 samples; 2^19 samples stay within ±10%.
+    check("compare-formats reads a file of the official safetensors writer (bf16 and f16 tensors)",
+          names == {"layers.0.up_proj.weight", "layers.0.down_proj.weight"} and len(nvfp4) == 1
+          and 0.0081 < nvfp4[0] < 0.0099, run.stderr.strip())
 
 print(f"{results['passed']} passed, {results['failed']} failed")
 sys.exit(1 if results["failed"] else 0)

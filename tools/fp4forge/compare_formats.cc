@@ -1,6 +1,7 @@
 // fp4forge compare-formats: every format and scale rule on the same data, one table.
 #include <algorithm>
 #include <cstdio>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "commands.h"
 #include "fp4forge/base/error.h"
 #include "fp4forge/quant/compare.h"
+#include "fp4forge/io/safetensors.h"
 #include "fp4forge/quant/distributions.h"
 
 namespace fp4forge::cli {
@@ -21,6 +23,8 @@ struct Options {
   int64_t samples = int64_t{1} << 20;
   uint64_t seed = 42;
   std::string outliers;  // "FRACTION:SCALE"
+  std::string file;      // a .safetensors file instead of synthetic data
+  std::string tensor_regex = ".*";
   int threads = 0;
   bool json = false;
 };
@@ -29,7 +33,7 @@ constexpr const char* kExplanation =
     "What this measures: each format quantizes the same weights, which are dequantized again;\n"
     "rel_mse = E[(x'-x)^2] / E[x^2] and sqnr_db = -10 log10(rel_mse). bits/w counts codes, block\n"
     "scales and zero points. 'anchor' is the published figure of ANCHORS.md section 1 for 2^20\n"
-    "unit-variance samples. NVIDIA's blog figure 'NVFP4 MSE 0.08 vs MXFP4 0.72' is about encoding\n"
+    "unit-variance samples (none for real tensors). NVIDIA's blog figure 'NVFP4 MSE 0.08 vs MXFP4 0.72' is about encoding\n"
     "the scale factors of a toy example, not about weights: on weights MXFP4's error is 1.5-2.5x\n"
     "NVFP4's, as the rows above show.\n";
 
@@ -63,41 +67,61 @@ std::string FormatAnchor(const std::optional<Anchor>& anchor, double value) {
   return fmt::format("{} ({:+.1f}%)", range, 100.0 * (value - nearest) / nearest);
 }
 
+void PrintRows(const std::vector<ComparisonRow>& rows, const Options& options, nlohmann::json& json) {
+  for (const ComparisonRow& row : rows) {
+    const ErrorMetrics& m = row.metrics;
+    if (options.json) {
+      nlohmann::json entry = {{"format", row.traits.format}, {"rule", row.traits.rule}, {"dist", row.data},
+                              {"bits_per_weight", row.traits.bits_per_weight}, {"rel_mse", m.relative_mse},
+                              {"sqnr_db", m.sqnr_db}, {"mse", m.mse}, {"max_abs_error", m.max_abs_error},
+                              {"cosine", m.cosine}};
+      if (row.anchor) entry["anchor_rel_mse"] = {row.anchor->low, row.anchor->high};
+      json.push_back(entry);
+    } else {
+      fmt::print("{:<6} {:<16} {:<12} {:>6.3f} {:>9.5f} {:>8.2f} {:>10.3e} {:>8.4f} {:>9.6f}  {}\n", row.traits.format,
+                 row.traits.rule, row.data, row.traits.bits_per_weight, m.relative_mse, m.sqnr_db, m.mse,
+                 m.max_abs_error, m.cosine, FormatAnchor(row.anchor, m.relative_mse));
+    }
+  }
+}
+
 void Run(const Options& options) {
-  const int64_t cols = RowLength(options.samples);
-  const Outliers outliers = ParseOutliers(options.outliers);
   nlohmann::json json = nlohmann::json::array();
   if (!options.json) {
-    fmt::print("{:<6} {:<16} {:<12} {:>6} {:>9} {:>8} {:>10} {:>8} {:>9}  {}\n", "format", "rule", "dist", "bits/w",
+    fmt::print("{:<6} {:<16} {:<12} {:>6} {:>9} {:>8} {:>10} {:>8} {:>9}  {}\n", "format", "rule", "data", "bits/w",
                "rel_mse", "sqnr_db", "mse", "max_abs", "cosine", "anchor");
   }
-  for (const std::string& dist_name : options.dists) {
-    const Distribution dist = ParseDistribution(dist_name);
-    const std::vector<float> samples = GenerateSamples(dist, options.samples, options.seed, outliers);
-    const ConstMatrixView x{.data = samples.data(), .dtype = DType::kF32, .rows = options.samples / cols, .cols = cols};
-    // Published figures are for plain samples; with planted outliers there is nothing to compare with.
-    const std::string anchor_dist = outliers.fraction > 0 ? "" : dist.Name();
-    for (const ComparisonRow& row : CompareFormats(x, dist.Name(), anchor_dist, options.threads)) {
-      const ErrorMetrics& m = row.metrics;
-      if (options.json) {
-        nlohmann::json entry = {{"format", row.traits.format}, {"rule", row.traits.rule}, {"dist", row.data},
-                                {"bits_per_weight", row.traits.bits_per_weight}, {"rel_mse", m.relative_mse},
-                                {"sqnr_db", m.sqnr_db}, {"mse", m.mse}, {"max_abs_error", m.max_abs_error},
-                                {"cosine", m.cosine}, {"samples", options.samples}, {"seed", options.seed}};
-        if (row.anchor) entry["anchor_rel_mse"] = {row.anchor->low, row.anchor->high};
-        json.push_back(entry);
-      } else {
-        fmt::print("{:<6} {:<16} {:<12} {:>6.3f} {:>9.5f} {:>8.2f} {:>10.3e} {:>8.4f} {:>9.6f}  {}\n", row.traits.format,
-                   row.traits.rule, row.data, row.traits.bits_per_weight, m.relative_mse, m.sqnr_db, m.mse,
-                   m.max_abs_error, m.cosine, FormatAnchor(row.anchor, m.relative_mse));
-      }
+  if (!options.file.empty()) {
+    const SafetensorsFile file(options.file);
+    const std::regex pattern(options.tensor_regex);
+    int compared = 0;
+    for (const SafetensorsTensor& t : file.tensors()) {
+      if (!t.FloatDType() || t.shape.size() < 2 || t.NumElements() == 0 || !std::regex_search(t.name, pattern)) continue;
+      PrintRows(CompareFormats(t.AsMatrix(), t.name, "", options.threads), options, json);
+      ++compared;
+    }
+    if (compared == 0) {
+      Fail(ErrorCode::kInvalidArgument, "[compare-formats] '{}' has no F32/BF16/F16 tensor of rank >= 2 matching '{}'",
+           options.file, options.tensor_regex);
+    }
+  } else {
+    const int64_t cols = RowLength(options.samples);
+    const Outliers outliers = ParseOutliers(options.outliers);
+    for (const std::string& dist_name : options.dists) {
+      const Distribution dist = ParseDistribution(dist_name);
+      const std::vector<float> samples = GenerateSamples(dist, options.samples, options.seed, outliers);
+      const ConstMatrixView x{.data = samples.data(), .dtype = DType::kF32, .rows = options.samples / cols, .cols = cols};
+      // Published figures are for plain samples; with planted outliers there is nothing to compare with.
+      PrintRows(CompareFormats(x, dist.Name(), outliers.fraction > 0 ? "" : dist.Name(), options.threads), options, json);
     }
   }
   if (options.json) {
     fmt::print("{}\n", json.dump(2));
-  } else {
+  } else if (options.file.empty()) {
     fmt::print("\n{} samples per distribution, seed {}{}.\n{}", options.samples, options.seed,
-               outliers.fraction > 0 ? fmt::format(", outliers {}", options.outliers) : "", kExplanation);
+               options.outliers.empty() ? "" : fmt::format(", outliers {}", options.outliers), kExplanation);
+  } else {
+    fmt::print("\nTensors of {}.\n{}", options.file, kExplanation);
   }
 }
 
@@ -112,6 +136,10 @@ void AddCompareFormats(CLI::App& app) {
   cmd->add_option("--samples", options->samples, "Samples per distribution (a multiple of 128)")->capture_default_str();
   cmd->add_option("--seed", options->seed, "Random seed")->capture_default_str();
   cmd->add_option("--outliers", options->outliers, "Plant outliers: FRACTION:SCALE, e.g. 0.001:20");
+  cmd->add_option("--file", options->file, "Measure the tensors of this .safetensors file instead of synthetic data")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--tensor", options->tensor_regex, "With --file: only tensors whose name matches this regex")
+      ->capture_default_str();
   cmd->add_option("--threads", options->threads, "Threads (0 = all cores); results do not depend on it")
       ->capture_default_str();
   cmd->add_flag("--json", options->json, "Print a JSON list of objects instead of the table");
