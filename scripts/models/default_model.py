@@ -112,6 +112,7 @@ def load_tokens(tokenizer, path):
 def mean_loss(model, tokens, seq_len, device, batch_size=64):
     """Mean next-token cross-entropy over non-overlapping windows covering all of `tokens`."""
     import torch
+    was_training = model.training
     model.eval()
     total, count = 0.0, 0
     windows = [tokens[i:i + seq_len + 1] for i in range(0, len(tokens) - 1, seq_len)]
@@ -123,7 +124,7 @@ def mean_loss(model, tokens, seq_len, device, batch_size=64):
                 loss = torch.nn.functional.cross_entropy(logits[0], x[0, 1:], reduction="sum")
                 total += loss.item()
                 count += x.shape[1] - 1
-    model.train()
+    model.train(was_training)
     return total / count
 
 
@@ -210,7 +211,7 @@ def evaluate(args):
         ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
         ids = torch.cat([torch.tensor([[tokenizer.bos_token_id]]), ids], dim=1)
         out = model.generate(ids, max_new_tokens=32, do_sample=False)
-        result["samples"][prompt] = tokenizer.decode(out[0, 1:], skip_special_tokens=True)
+        result["samples"][prompt] = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
     print(json.dumps(result, indent=1))
 
 

@@ -25,6 +25,7 @@ struct Options {
   std::string outliers;  // "FRACTION:SCALE"
   std::string file;      // a .safetensors file instead of synthetic data
   std::string tensor_regex = ".*";
+  bool per_tensor = false;  // with --file: one row per tensor instead of one per format
   int threads = 0;
   bool json = false;
 };
@@ -33,9 +34,9 @@ constexpr const char* kExplanation =
     "What this measures: each format quantizes the same weights, which are dequantized again;\n"
     "rel_mse = E[(x'-x)^2] / E[x^2] and sqnr_db = -10 log10(rel_mse). bits/w counts codes, block\n"
     "scales and zero points. 'anchor' is the published figure of ANCHORS.md section 1 for 2^20\n"
-    "unit-variance samples (none for real tensors). NVIDIA's blog figure 'NVFP4 MSE 0.08 vs MXFP4 0.72' is about encoding\n"
-    "the scale factors of a toy example, not about weights: on weights MXFP4's error is 1.5-2.5x\n"
-    "NVFP4's, as the rows above show.\n";
+    "unit-variance samples (none for real tensors). NVIDIA's blog figure 'NVFP4 MSE 0.08 vs MXFP4\n"
+    "0.72' is about encoding the scale factors of a toy example, not about weights: on weights\n"
+    "MXFP4's error is 1.5-2.5x NVFP4's, as the rows above show.\n";
 
 Outliers ParseOutliers(const std::string& text) {
   if (text.empty()) return {};
@@ -69,7 +70,7 @@ std::string FormatAnchor(const std::optional<Anchor>& anchor, double value) {
 
 void PrintRows(const std::vector<ComparisonRow>& rows, const Options& options, nlohmann::json& json) {
   for (const ComparisonRow& row : rows) {
-    const ErrorMetrics& m = row.metrics;
+    const ErrorMetrics m = row.sums.Metrics();
     if (options.json) {
       nlohmann::json entry = {{"format", row.traits.format}, {"rule", row.traits.rule}, {"dist", row.data},
                               {"bits_per_weight", row.traits.bits_per_weight}, {"rel_mse", m.relative_mse},
@@ -94,15 +95,32 @@ void Run(const Options& options) {
   if (!options.file.empty()) {
     const SafetensorsFile file(options.file);
     const std::regex pattern(options.tensor_regex);
+    std::vector<ComparisonRow> totals;  // one per format and rule, summed over the tensors
     int compared = 0;
     for (const SafetensorsTensor& t : file.tensors()) {
       if (!t.FloatDType() || t.shape.size() < 2 || t.NumElements() == 0 || !std::regex_search(t.name, pattern)) continue;
-      PrintRows(CompareFormats(t.AsMatrix(), t.name, "", options.threads), options, json);
+      const std::vector<ComparisonRow> rows = CompareFormats(t.AsMatrix(), t.name, "", options.threads);
+      if (options.per_tensor) PrintRows(rows, options, json);
+      for (const ComparisonRow& row : rows) {
+        auto it = std::find_if(totals.begin(), totals.end(), [&](const ComparisonRow& r) {
+          return r.traits.format == row.traits.format && r.traits.rule == row.traits.rule;
+        });
+        if (it == totals.end()) {
+          totals.push_back(row);
+          totals.back().data = "";
+        } else {
+          it->sums.Add(row.sums);
+        }
+      }
       ++compared;
     }
     if (compared == 0) {
       Fail(ErrorCode::kInvalidArgument, "[compare-formats] '{}' has no F32/BF16/F16 tensor of rank >= 2 matching '{}'",
            options.file, options.tensor_regex);
+    }
+    if (!options.per_tensor) {
+      for (ComparisonRow& row : totals) row.data = fmt::format("{} tensors", compared);
+      PrintRows(totals, options, json);
     }
   } else {
     const int64_t cols = RowLength(options.samples);
@@ -121,7 +139,8 @@ void Run(const Options& options) {
     fmt::print("\n{} samples per distribution, seed {}{}.\n{}", options.samples, options.seed,
                options.outliers.empty() ? "" : fmt::format(", outliers {}", options.outliers), kExplanation);
   } else {
-    fmt::print("\nTensors of {}.\n{}", options.file, kExplanation);
+    fmt::print("\nTensors of {} matching '{}'{}.\n{}", options.file, options.tensor_regex,
+               options.per_tensor ? "" : " (errors summed over them; --per-tensor for each)", kExplanation);
   }
 }
 
@@ -140,6 +159,7 @@ void AddCompareFormats(CLI::App& app) {
       ->check(CLI::ExistingFile);
   cmd->add_option("--tensor", options->tensor_regex, "With --file: only tensors whose name matches this regex")
       ->capture_default_str();
+  cmd->add_flag("--per-tensor", options->per_tensor, "With --file: one row per tensor and format");
   cmd->add_option("--threads", options->threads, "Threads (0 = all cores); results do not depend on it")
       ->capture_default_str();
   cmd->add_flag("--json", options->json, "Print a JSON list of objects instead of the table");

@@ -69,9 +69,11 @@ std::vector<ComparisonRow> CompareFormats(const ConstMatrixView& x, const std::s
     options.tensor_name = data_name;
     const QuantizedTensor q = Quantize(spec, x, options);
     const std::vector<float> restored = Dequantize(q, threads);
+    ErrorSums sums;
+    sums.Add(original.data(), restored.data(), x.size());
     rows.push_back({.traits = traits,
                     .data = data_name,
-                    .metrics = MeasureError(original.data(), restored.data(), x.size()),
+                    .sums = sums,
                     .anchor = anchor_dist.empty() ? std::nullopt : FindAnchor(anchor_dist, traits)});
   }
   return rows;

@@ -23,7 +23,7 @@ std::optional<Anchor> FindAnchor(const std::string& dist, const FormatTraits& tr
 struct ComparisonRow {
   FormatTraits traits;
   std::string data;  // distribution or tensor name
-  ErrorMetrics metrics;
+  ErrorSums sums;    // metrics: sums.Metrics()
   std::optional<Anchor> anchor;
 };
 

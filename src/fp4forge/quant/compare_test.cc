@@ -20,10 +20,10 @@ TEST(CompareFormats, ReproducesAnchorsWithinThreePercent) {
     const ConstMatrixView view{.data = x.data(), .dtype = DType::kF32, .rows = 256, .cols = 4096};
     int anchored = 0;
     for (const ComparisonRow& row : CompareFormats(view, dist.Name(), dist.Name(), 0)) {
-      EXPECT_GT(row.metrics.cosine, 0.97) << row.traits.format << " " << row.traits.rule;
+      EXPECT_GT(row.sums.Metrics().cosine, 0.97) << row.traits.format << " " << row.traits.rule;
       if (!row.anchor) continue;
       ++anchored;
-      const double v = row.metrics.relative_mse;
+      const double v = row.sums.Metrics().relative_mse;
       EXPECT_GE(v, row.anchor->low * 0.97) << name << " " << row.traits.format << " " << row.traits.rule;
       EXPECT_LE(v, row.anchor->high * 1.03) << name << " " << row.traits.format << " " << row.traits.rule;
     }
@@ -35,7 +35,7 @@ TEST(CompareFormats, OrdersTheNvfp4RulesAndBeatsMxfp4) {
   const std::vector<float> x = GenerateSamples(ParseDistribution("gaussian"), 1 << 18, 7);
   const ConstMatrixView view{.data = x.data(), .dtype = DType::kF32, .rows = 64, .cols = 4096};
   std::map<std::string, double> e;
-  for (const ComparisonRow& row : CompareFormats(view, "g", "", 1)) e[row.traits.format + "/" + row.traits.rule] = row.metrics.relative_mse;
+  for (const ComparisonRow& row : CompareFormats(view, "g", "", 1)) e[row.traits.format + "/" + row.traits.rule] = row.sums.Metrics().relative_mse;
   EXPECT_LE(e["nvfp4/mse-exhaustive"], e["nvfp4/mse"]);
   EXPECT_LT(e["nvfp4/mse"], e["nvfp4/4over6"]);
   EXPECT_LT(e["nvfp4/4over6"], e["nvfp4/amax"]);

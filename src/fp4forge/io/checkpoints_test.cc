@@ -1,0 +1,85 @@
+// The project's committed checkpoints (models/default, tests/fixtures) open with our reader and have
+// the shapes the issues promise; fixture indexes point at tensors that exist.
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "fp4forge/io/safetensors.h"
+
+namespace fp4forge {
+namespace {
+
+const std::filesystem::path kRoot = FP4FORGE_SOURCE_DIR;
+
+std::map<std::string, SafetensorsTensor> ReadAll(const std::filesystem::path& dir,
+                                                 std::vector<std::unique_ptr<SafetensorsFile>>& files) {
+  std::map<std::string, SafetensorsTensor> tensors;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with("model") || entry.path().extension() != ".safetensors") continue;
+    files.push_back(std::make_unique<SafetensorsFile>(entry.path().string()));
+    for (const SafetensorsTensor& t : files.back()->tensors()) tensors[t.name] = t;
+  }
+  return tensors;
+}
+
+TEST(Checkpoints, DefaultModelIsASmallUntiedGqaLlama) {
+  const std::filesystem::path dir = kRoot / "models" / "default";
+  EXPECT_LE(std::filesystem::file_size(dir / "model.safetensors"), 16u << 20);
+  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  const auto tensors = ReadAll(dir, files);
+  ASSERT_TRUE(tensors.contains("lm_head.weight"));
+  ASSERT_TRUE(tensors.contains("model.embed_tokens.weight"));
+  EXPECT_NE(tensors.at("lm_head.weight").data, tensors.at("model.embed_tokens.weight").data);
+  int linears = 0;
+  for (const auto& [name, t] : tensors) {
+    EXPECT_EQ(t.dtype, "BF16") << name;
+    if (t.shape.size() == 2 && name != "model.embed_tokens.weight") {
+      EXPECT_EQ(t.shape[1] % 64, 0) << name << " input dimension";
+      ++linears;
+    }
+  }
+  EXPECT_EQ(linears, 6 * 7 + 1);
+  // Grouped-query attention: fewer key/value heads than query heads.
+  EXPECT_LT(tensors.at("model.layers.0.self_attn.k_proj.weight").shape[0],
+            tensors.at("model.layers.0.self_attn.q_proj.weight").shape[0]);
+}
+
+TEST(Checkpoints, EveryFixtureOpensWithItsGoldens) {
+  int fixtures = 0, sharded = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(kRoot / "tests" / "fixtures")) {
+    if (!entry.is_directory()) continue;
+    SCOPED_TRACE(entry.path().string());
+    ++fixtures;
+    std::vector<std::unique_ptr<SafetensorsFile>> files;
+    const auto tensors = ReadAll(entry.path(), files);
+    EXPECT_GT(tensors.size(), 10u);
+    const std::filesystem::path index = entry.path() / "model.safetensors.index.json";
+    if (std::filesystem::exists(index)) {
+      ++sharded;
+      EXPECT_GT(files.size(), 1u);
+      const nlohmann::json json = nlohmann::json::parse(std::ifstream(index));
+      EXPECT_EQ(json.at("weight_map").size(), tensors.size());
+      for (const auto& [name, shard] : json.at("weight_map").items()) {
+        EXPECT_TRUE(std::filesystem::exists(entry.path() / shard.get<std::string>())) << shard;
+        EXPECT_TRUE(tensors.contains(name)) << name;
+      }
+    }
+    const SafetensorsFile golden((entry.path() / "golden.safetensors").string());
+    std::map<std::string, const SafetensorsTensor*> g;
+    for (const SafetensorsTensor& t : golden.tensors()) g[t.name] = &t;
+    ASSERT_TRUE(g.contains("logits") && g.contains("greedy") && g.contains("input_ids"));
+    EXPECT_EQ(g["logits"]->dtype, "F32");
+    EXPECT_EQ(g["logits"]->shape, (std::vector<int64_t>{8, 256}));
+    EXPECT_EQ(g["greedy"]->shape, (std::vector<int64_t>{1, 16}));
+  }
+  EXPECT_EQ(fixtures, 9);
+  EXPECT_GE(sharded, 1);
+}
+
+}  // namespace
+}  // namespace fp4forge
