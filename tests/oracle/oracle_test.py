@@ -156,7 +156,7 @@ with tempfile.TemporaryDirectory() as tmp:
                                  "layers.0.norm.weight": torch.ones(1024, dtype=torch.bfloat16),
                                  "layers.0.down_proj.weight": torch.randn(128, 256, generator=generator).half()},
                                 path, metadata={"format": "pt"})
-    run = subprocess.run([sys.argv[2], "compare-formats", "--file", path, "--json"], capture_output=True, text=True)
+    run = subprocess.run([sys.argv[2], "compare-formats", "--file", path, "--per-tensor", "--json"], capture_output=True, text=True)
     rows = json.loads(run.stdout) if run.returncode == 0 else []
     names = {r["dist"] for r in rows}
     nvfp4 = [r["rel_mse"] for r in rows if r["format"] == "nvfp4" and r["rule"] == "amax" and r["dist"] == "layers.0.up_proj.weight"]
