@@ -3,11 +3,15 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
+#include <unistd.h>
 #include <string>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "fp4forge/base/error.h"
+#include "fp4forge/io/checkpoint.h"
 #include "fp4forge/io/safetensors.h"
 
 namespace fp4forge {
@@ -79,6 +83,42 @@ TEST(Checkpoints, EveryFixtureOpensWithItsGoldens) {
   }
   EXPECT_EQ(fixtures, 9);
   EXPECT_GE(sharded, 1);
+}
+
+TEST(Checkpoints, ShardedFixtureOpensThroughItsIndex) {
+  const Checkpoint c((kRoot / "tests" / "fixtures" / "qwen3_moe").string());
+  EXPECT_EQ(c.config().at("model_type"), "qwen3_moe");
+  EXPECT_EQ(c.tensors().size(), 45u);
+  std::set<std::string> files;
+  for (const CheckpointTensor& t : c.tensors()) files.insert(t.file);
+  EXPECT_EQ(files.size(), 2u);
+  EXPECT_EQ(c.other_files(), (std::vector<std::string>{"config.json", "generation_config.json", "golden.safetensors"}));
+}
+
+TEST(Checkpoints, RejectsMissingShardsAndLyingIndexes) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("fp4forge_ckpt_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::copy(kRoot / "tests" / "fixtures" / "qwen3_moe", dir);
+  auto expect_error = [&](const std::string& fragment) {
+    try {
+      Checkpoint c(dir.string());
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  std::filesystem::remove(dir / "model-00002-of-00002.safetensors");
+  expect_error("model-00002-of-00002.safetensors");
+  std::filesystem::copy(kRoot / "tests" / "fixtures" / "qwen3_moe" / "model-00002-of-00002.safetensors", dir);
+  nlohmann::json index = nlohmann::json::parse(std::ifstream(dir / "model.safetensors.index.json"));
+  index["weight_map"]["model.norm.weight"] = index["weight_map"]["model.norm.weight"] == "model-00001-of-00002.safetensors"
+                                                 ? "model-00002-of-00002.safetensors"
+                                                 : "model-00001-of-00002.safetensors";
+  std::ofstream(dir / "model.safetensors.index.json") << index.dump();
+  expect_error("model.norm.weight");
+  std::filesystem::remove(dir / "config.json");
+  expect_error("config.json");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

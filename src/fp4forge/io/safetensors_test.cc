@@ -1,6 +1,7 @@
 // The safetensors reader accepts what the format allows and rejects every kind of broken or lying
 // file with an error naming the file and tensor; a seeded mutator checks that nothing crashes.
 #include "fp4forge/io/safetensors.h"
+#include "fp4forge/io/safetensors_writer.h"
 
 #include <unistd.h>
 
@@ -138,6 +139,36 @@ TEST_F(SafetensorsTest, SeededMutationsNeverCrash) {
   }
   EXPECT_GT(opened, 0);
   EXPECT_GT(rejected, 1000);
+}
+
+TEST_F(SafetensorsTest, WriterOutputReadsBackAndRejectsMisuse) {
+  const std::string path = Write("");
+  const std::vector<uint8_t> packed = {1, 2, 3, 4, 5, 6, 7, 8}, scales = {0x7E, 0x38};
+  const float scale2 = 0.5f;
+  {
+    SafetensorsWriter writer(path, {{"a.weight", "U8", {2, 4}}, {"a.weight_scale", "F8_E4M3", {2, 1}},
+                                    {"a.weight_scale_2", "F32", {}}});
+    EXPECT_THROW(writer.Write("a.weight_scale", scales), Error);  // out of order
+    writer.Write("a.weight", packed);
+    EXPECT_THROW(writer.Write("a.weight_scale", packed), Error);  // wrong size
+    writer.Write("a.weight_scale", scales);
+    writer.Write("a.weight_scale_2", std::span(reinterpret_cast<const uint8_t*>(&scale2), 4));
+    writer.Finish();
+  }
+  const SafetensorsFile file(path);
+  ASSERT_EQ(file.tensors().size(), 3u);
+  EXPECT_EQ(file.metadata().at("format"), "pt");
+  EXPECT_EQ(file.tensors()[0].name, "a.weight");
+  EXPECT_EQ(std::vector<uint8_t>(file.tensors()[0].data, file.tensors()[0].data + 8), packed);
+  EXPECT_EQ(file.tensors()[2].shape.size(), 0u);
+  std::ifstream in(path, std::ios::binary);
+  uint8_t length[8];
+  in.read(reinterpret_cast<char*>(length), 8);
+  EXPECT_EQ(length[0] % 8, 0);  // header padded to 8 bytes, as the reference writer does
+
+  SafetensorsWriter unfinished(path, {{"x", "F32", {1}}});
+  EXPECT_THROW(unfinished.Finish(), Error);
+  EXPECT_THROW((SafetensorsWriter{"/nonexistent/dir/x.safetensors", {}}), Error);
 }
 
 }  // namespace

@@ -1,0 +1,90 @@
+#include "fp4forge/io/checkpoint.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "fp4forge/base/error.h"
+
+namespace fp4forge {
+
+namespace {
+
+nlohmann::json ReadJson(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) Fail(ErrorCode::kIo, "[checkpoint] cannot read '{}'", path.string());
+  nlohmann::json json = nlohmann::json::parse(in, nullptr, false);
+  if (json.is_discarded() || !json.is_object()) {
+    Fail(ErrorCode::kInvalidData, "[checkpoint] '{}' is not a JSON object", path.string());
+  }
+  return json;
+}
+
+constexpr const char* kIndex = "model.safetensors.index.json";
+
+}  // namespace
+
+Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
+  const std::filesystem::path root(dir);
+  if (!std::filesystem::is_directory(root)) Fail(ErrorCode::kIo, "[checkpoint] '{}' is not a directory", dir);
+  config_ = ReadJson(root / "config.json");
+
+  std::map<std::string, std::vector<std::string>> names_by_file;  // from the index, when sharded
+  std::vector<std::string> shard_files;
+  if (std::filesystem::exists(root / kIndex)) {
+    const nlohmann::json index = ReadJson(root / kIndex);
+    if (!index.contains("weight_map") || !index["weight_map"].is_object()) {
+      Fail(ErrorCode::kInvalidData, "[checkpoint] '{}' has no weight_map object", (root / kIndex).string());
+    }
+    for (const auto& [name, file] : index["weight_map"].items()) {
+      if (!file.is_string()) Fail(ErrorCode::kInvalidData, "[checkpoint] weight_map['{}'] is not a file name", name);
+      names_by_file[file.get<std::string>()].push_back(name);
+    }
+    for (const auto& [file, names] : names_by_file) {
+      if (!std::filesystem::exists(root / file)) {
+        Fail(ErrorCode::kInvalidData, "[checkpoint] shard '{}' listed in {} for tensor '{}' is missing", file, kIndex,
+             names.front());
+      }
+      shard_files.push_back(file);
+    }
+  } else if (std::filesystem::exists(root / "model.safetensors")) {
+    shard_files.push_back("model.safetensors");
+  } else {
+    Fail(ErrorCode::kInvalidData, "[checkpoint] '{}' has neither model.safetensors nor {}", dir, kIndex);
+  }
+
+  std::set<std::string> seen;
+  for (const std::string& file : shard_files) {
+    files_.push_back(std::make_unique<SafetensorsFile>((root / file).string()));
+    std::set<std::string> in_file;
+    for (const SafetensorsTensor& t : files_.back()->tensors()) {
+      if (!seen.insert(t.name).second) {
+        Fail(ErrorCode::kInvalidData, "[checkpoint] tensor '{}' appears in more than one shard ({} too)", t.name, file);
+      }
+      in_file.insert(t.name);
+      tensors_.push_back({&t, file});
+    }
+    for (const std::string& name : names_by_file[file]) {
+      if (!in_file.contains(name)) {
+        Fail(ErrorCode::kInvalidData, "[checkpoint] {} maps tensor '{}' to '{}', which does not contain it", kIndex,
+             name, file);
+      }
+    }
+  }
+  const std::set<std::string> shards(shard_files.begin(), shard_files.end());
+  for (const auto& entry : std::filesystem::directory_iterator(root)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() && !shards.contains(name) && name != kIndex) other_files_.push_back(name);
+  }
+  std::sort(other_files_.begin(), other_files_.end());
+}
+
+int64_t Checkpoint::weight_bytes() const {
+  int64_t bytes = 0;
+  for (const CheckpointTensor& t : tensors_) bytes += t.tensor->num_bytes;
+  return bytes;
+}
+
+}  // namespace fp4forge
