@@ -31,7 +31,7 @@ cmake_args=(-S . -B build -DCMAKE_BUILD_TYPE=Release)
 if ((with_tests)); then
   # The oracles go into the current Python when pip may write there, else into build/venv.
   python=$(command -v python3)
-  if ! python3 -c "import numpy, ml_dtypes, safetensors, torch, transformers" 2>/dev/null; then
+  if ! python3 -c "import numpy, ml_dtypes, safetensors, torch, transformers, modelopt" 2>/dev/null; then
     if ! python3 -m pip install -q -r tests/oracle/requirements.txt 2>/dev/null; then
       python3 -m venv build/venv
       build/venv/bin/pip install -q -r tests/oracle/requirements.txt

@@ -24,12 +24,14 @@ def pack_nibbles(codes: torch.Tensor) -> torch.Tensor:
     return (codes[..., 0::2] | (codes[..., 1::2] << 4)).to(torch.uint8)
 
 
-def quantize_nvfp4(w: torch.Tensor):
+def quantize_nvfp4(w: torch.Tensor, global_amax=None):
     """w: [N, K], K % 16 == 0, not all zero. Returns (weight U8 [N, K/2], weight_scale E4M3 bytes
-    [N, K/16], weight_scale_2 float32) as ModelOpt exports them."""
+    [N, K/16], weight_scale_2 float32) as ModelOpt exports them. global_amax: a fused group's amax
+    (ModelOpt gives q/k/v and gate/up the max of their amaxes)."""
     n, k = w.shape
     w32 = w.float()
-    weight_scale_2 = w32.abs().max() / (6.0 * 448.0)
+    amax = w32.abs().max() if global_amax is None else torch.tensor(global_amax, dtype=torch.float32)
+    weight_scale_2 = amax / (6.0 * 448.0)
     blocks = w32.view(n, k // 16, 16)
     scale = blocks.abs().amax(dim=-1) / (6.0 * weight_scale_2)
     scale[scale == 0] = 1.0

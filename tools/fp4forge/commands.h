@@ -6,5 +6,6 @@
 namespace fp4forge::cli {
 
 void AddCompareFormats(CLI::App& app);
+void AddQuantize(CLI::App& app);
 
 }  // namespace fp4forge::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "fp4forge " FP4FORGE_VERSION);
   app.require_subcommand(1);
   fp4forge::cli::AddCompareFormats(app);
+  fp4forge::cli::AddQuantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

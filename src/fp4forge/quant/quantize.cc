@@ -70,4 +70,10 @@ QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, const 
 
 std::vector<float> Dequantize(const QuantizedTensor& q, int threads) { return cpu::Dequantize(q, threads); }
 
+float TensorAmax(const ConstMatrixView& x, int threads, const std::string& tensor_name) {
+  const cpu::AmaxResult amax = cpu::TensorAmax(x, threads);
+  if (!amax.all_finite) FailOnNonFinite(x, tensor_name);
+  return amax.amax;
+}
+
 }  // namespace fp4forge

@@ -25,4 +25,8 @@ QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, const 
 
 std::vector<float> Dequantize(const QuantizedTensor& q, int threads = 0);
 
+// max |x| of a tensor (e.g. to form a fused group's amax before quantizing its members); throws
+// Error(kInvalidData) naming the tensor, row and column of a NaN or ±Inf.
+float TensorAmax(const ConstMatrixView& x, int threads, const std::string& tensor_name);
+
 }  // namespace fp4forge

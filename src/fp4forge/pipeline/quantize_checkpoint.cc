@@ -1,0 +1,186 @@
+#include "fp4forge/pipeline/quantize_checkpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "fp4forge/base/error.h"
+#include "fp4forge/io/checkpoint.h"
+#include "fp4forge/io/safetensors_writer.h"
+#include "fp4forge/quant/quantize.h"
+
+namespace fp4forge {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// One input tensor and what happens to it.
+struct Planned {
+  const CheckpointTensor* source;
+  bool quantize = false;
+  std::optional<std::string> group;  // fused group key, for quantized weights
+};
+
+// ModelOpt unified HF checkpoint, weight-only NVFP4 (FORMATS.md §4a): per quantized Linear <m>,
+// <m>.weight U8 [N, K/2], <m>.weight_scale F8_E4M3 [N, K/16], <m>.weight_scale_2 F32 [].
+std::vector<TensorSpec> OutputSpecs(const Planned& p) {
+  const SafetensorsTensor& t = *p.source->tensor;
+  if (!p.quantize) return {{t.name, t.dtype, t.shape}};
+  const std::string m = ModuleName(t.name);
+  const int64_t rows = t.shape[0], cols = t.shape[1];
+  return {{m + ".weight", "U8", {rows, cols / 2}},
+          {m + ".weight_scale", "F8_E4M3", {rows, cols / kNvfp4BlockSize}},
+          {m + ".weight_scale_2", "F32", {}}};
+}
+
+nlohmann::json Producer() { return {{"name", "fp4forge"}, {"version", FP4FORGE_VERSION}}; }
+
+// hf_quant_config.json: vLLM requires the keys group_size, kv_cache_quant_algo and
+// exclude_modules; older SGLang rejects an empty exclude_modules (FORMATS.md §5.1, §5.3).
+nlohmann::json HfQuantConfig(const std::vector<std::string>& excluded) {
+  return {{"producer", Producer()},
+          {"quantization",
+           {{"quant_algo", "W4A16_NVFP4"}, {"kv_cache_quant_algo", nullptr}, {"group_size", kNvfp4BlockSize},
+            {"exclude_modules", excluded}}}};
+}
+
+// config.json quantization_config in ModelOpt's form (FORMATS.md §4a), weights-only group.
+nlohmann::json ConfigQuantization(const std::vector<std::string>& excluded) {
+  const nlohmann::json weights = {{"dynamic", false}, {"num_bits", 4}, {"type", "float"}, {"group_size", kNvfp4BlockSize}};
+  return {{"config_groups", {{"group_0", {{"weights", weights}, {"targets", {"Linear"}}}}}},
+          {"ignore", excluded},
+          {"quant_algo", "W4A16_NVFP4"},
+          {"kv_cache_scheme", nullptr},
+          {"producer", Producer()},
+          {"quant_method", "modelopt"}};
+}
+
+void WriteJson(const fs::path& path, const nlohmann::json& json) {
+  std::ofstream out(path);
+  out << json.dump(2) << "\n";
+  if (!out.flush()) Fail(ErrorCode::kIo, "[quantize] cannot write '{}'", path.string());
+}
+
+std::span<const uint8_t> Bytes(const auto& vector) {
+  return {reinterpret_cast<const uint8_t*>(vector.data()), vector.size() * sizeof(vector[0])};
+}
+
+}  // namespace
+
+QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std::string& out_dir,
+                                            const QuantizeCheckpointOptions& options) {
+  const fs::path out = fs::absolute(out_dir).lexically_normal();
+  if (fs::exists(out) && !options.force) {
+    Fail(ErrorCode::kInvalidArgument, "[quantize] '{}' exists; pass --force to replace it", out.string());
+  }
+  const Checkpoint in(in_dir);
+  QuantizeCheckpointReport report;
+
+  // Plan: what is quantized, and which fused group each quantized weight joins.
+  std::vector<Planned> plan;
+  for (const CheckpointTensor& t : in.tensors()) {
+    Planned p;
+    p.source = &t;
+    const LinearVerdict verdict = ClassifyTensor(t.tensor->name, t.tensor->shape.size(), options.selection);
+    if (verdict == LinearVerdict::kQuantize) {
+      if (!t.tensor->FloatDType() || t.tensor->shape[1] % kNvfp4BlockSize != 0) {
+        report.warnings.push_back(fmt::format("{}: {} {} cannot be NVFP4 (needs F32/BF16/F16 and an input dimension "
+                                              "divisible by 16); kept", t.tensor->name, t.tensor->dtype,
+                                              fmt::join(t.tensor->shape, "x")));
+      } else {
+        p.quantize = true;
+        p.group = FusedGroupKey(t.tensor->name);
+      }
+    }
+    if (!p.quantize && verdict != LinearVerdict::kKeep) report.excluded_modules.push_back(ModuleName(t.tensor->name));
+    plan.push_back(p);
+  }
+  std::sort(report.excluded_modules.begin(), report.excluded_modules.end());
+
+  // Pass 1: the amax of every fused group (members' amax joined), so that all siblings get one
+  // global scale. Single weights use their own amax inside Quantize.
+  std::map<std::string, float> group_amax;
+  for (const Planned& p : plan) {
+    if (!p.group) continue;
+    const SafetensorsTensor& t = *p.source->tensor;
+    const float amax = TensorAmax(t.AsMatrix(), options.threads, fmt::format("{} ({})", t.name, p.source->file));
+    group_amax[*p.group] = std::max(group_amax[*p.group], amax);
+  }
+
+  // Pass 2: write the output under a temporary name beside the destination.
+  const fs::path tmp = out.parent_path() / fmt::format(".{}.tmp-{}", out.filename().string(), ::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  try {
+    std::map<std::string, std::vector<const Planned*>> by_file;
+    std::vector<std::string> files;
+    for (const Planned& p : plan) {
+      if (!by_file.contains(p.source->file)) files.push_back(p.source->file);
+      by_file[p.source->file].push_back(&p);
+    }
+    const int total = static_cast<int>(plan.size());
+    const int64_t total_bytes = in.weight_bytes();
+    int done = 0;
+    nlohmann::json weight_map = nlohmann::json::object();
+    for (const std::string& file : files) {
+      std::vector<TensorSpec> specs;
+      for (const Planned* p : by_file[file]) {
+        for (TensorSpec& s : OutputSpecs(*p)) {
+          weight_map[s.name] = file;
+          report.bytes_out += s.NumBytes();
+          specs.push_back(std::move(s));
+        }
+      }
+      SafetensorsWriter writer((tmp / file).string(), specs);
+      for (const Planned* p : by_file[file]) {
+        const SafetensorsTensor& t = *p->source->tensor;
+        if (!p->quantize) {
+          writer.Write(t.name, {t.data, static_cast<size_t>(t.num_bytes)});
+          ++report.kept;
+        } else {
+          QuantizeOptions q_options;
+          q_options.threads = options.threads;
+          q_options.tensor_name = fmt::format("{} ({})", t.name, file);
+          if (p->group) q_options.global_amax = group_amax.at(*p->group);
+          const QuantizedTensor q = Quantize(Nvfp4Spec{options.rule}, t.AsMatrix(), q_options);
+          const std::string m = ModuleName(t.name);
+          writer.Write(m + ".weight", q.codes);
+          writer.Write(m + ".weight_scale", q.block_scales);
+          writer.Write(m + ".weight_scale_2", Bytes(q.tensor_scales));
+          ++report.quantized;
+        }
+        report.bytes_in += t.num_bytes;
+        if (options.on_progress) options.on_progress(++done, total, report.bytes_in, total_bytes);
+      }
+      writer.Finish();
+    }
+    if (files.size() > 1) {
+      WriteJson(tmp / "model.safetensors.index.json",
+                {{"metadata", {{"total_size", report.bytes_out}}}, {"weight_map", weight_map}});
+    }
+    nlohmann::json config = in.config();
+    config["quantization_config"] = ConfigQuantization(report.excluded_modules);
+    WriteJson(tmp / "config.json", config);
+    WriteJson(tmp / "hf_quant_config.json", HfQuantConfig(report.excluded_modules));
+    for (const std::string& name : in.other_files()) {
+      if (name == "config.json" || name == "hf_quant_config.json") continue;
+      fs::copy_file(fs::path(in_dir) / name, tmp / name);
+    }
+    if (fs::exists(out)) fs::remove_all(out);  // only with --force, checked above
+    fs::rename(tmp, out);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw;
+  }
+  return report;
+}
+
+}  // namespace fp4forge

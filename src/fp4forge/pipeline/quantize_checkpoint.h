@@ -1,0 +1,42 @@
+// fp4forge quantize: a Hugging Face checkpoint in, an NVFP4 checkpoint that runtimes load out,
+// one tensor at a time (memory: the largest tensor and its quantized form, not the model).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fp4forge/format/nvfp4.h"
+#include "fp4forge/io/hf_names.h"
+
+namespace fp4forge {
+
+enum class CheckpointDialect { kModelOpt };
+
+struct QuantizeCheckpointOptions {
+  CheckpointDialect dialect = CheckpointDialect::kModelOpt;
+  Nvfp4ScaleRule rule = Nvfp4ScaleRule::kAmax;
+  QuantizationSelection selection;
+  int threads = 0;
+  bool force = false;  // replace an existing output directory
+  // Called after each tensor with (tensors done, tensors in all, input bytes done, input bytes in all).
+  std::function<void(int, int, int64_t, int64_t)> on_progress;
+};
+
+struct QuantizeCheckpointReport {
+  int quantized = 0;  // weights written as NVFP4
+  int kept = 0;       // tensors copied unchanged
+  int64_t bytes_in = 0, bytes_out = 0;
+  std::vector<std::string> excluded_modules;  // Linear modules left in high precision
+  std::vector<std::string> warnings;
+};
+
+// Writes `out_dir` (built under a temporary name beside it and renamed at the end: a failure leaves
+// no output) from `in_dir`. Fused siblings (q/k/v, gate/up, w1/w3, q_a/kv_a) share one global
+// scale from their joint amax. Throws Error naming the file and tensor on bad input, and when
+// `out_dir` exists without `force`.
+QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std::string& out_dir,
+                                            const QuantizeCheckpointOptions& options);
+
+}  // namespace fp4forge

@@ -1,0 +1,85 @@
+// fp4forge quantize IN_DIR OUT_DIR: a Hugging Face checkpoint to NVFP4.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "fp4forge/base/error.h"
+#include "fp4forge/pipeline/quantize_checkpoint.h"
+
+namespace fp4forge::cli {
+
+namespace {
+
+struct Options {
+  std::string in_dir, out_dir;
+  std::string format = "modelopt";
+  std::string scheme = "nvfp4";
+  std::string scale = "amax";
+  std::vector<std::string> include, exclude;
+  bool quantize_lm_head = false;
+  int threads = 0;
+  bool force = false;
+  bool quiet = false;
+};
+
+void Run(const Options& o) {
+  if (o.format != "modelopt") {
+    Fail(ErrorCode::kUnsupported, "[--format] '{}' is not written yet; expected modelopt", o.format);
+  }
+  if (o.scheme != "nvfp4") Fail(ErrorCode::kUnsupported, "[--scheme] '{}' is not written yet; expected nvfp4", o.scheme);
+  QuantizeCheckpointOptions options;
+  options.rule = ParseNvfp4ScaleRule(o.scale);
+  for (const std::string& r : o.include) options.selection.include.emplace_back(r);
+  for (const std::string& r : o.exclude) options.selection.exclude.emplace_back(r);
+  options.selection.quantize_lm_head = o.quantize_lm_head;
+  options.threads = o.threads;
+  options.force = o.force;
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  if (!o.quiet && ::isatty(STDERR_FILENO)) {
+    options.on_progress = [&](int done, int total, int64_t bytes, int64_t total_bytes) {
+      const double s = seconds(), rate = bytes / std::max(s, 1e-9);
+      fmt::print(stderr, "\r{}/{} tensors  {:.1f}/{:.1f} MB  {:.0f} MB/s  ETA {:.0f} s   ", done, total, bytes / 1e6,
+                 total_bytes / 1e6, rate / 1e6, (total_bytes - bytes) / std::max(rate, 1.0));
+    };
+  }
+  const QuantizeCheckpointReport r = QuantizeCheckpoint(o.in_dir, o.out_dir, options);
+  if (options.on_progress) fmt::print(stderr, "\n");
+  for (const std::string& w : r.warnings) fmt::print(stderr, "fp4forge: warning: {}\n", w);
+  if (!o.quiet) {
+    const double s = seconds();
+    fmt::print("{}: {} weights NVFP4 (W4A16, ModelOpt, scale rule {}), {} tensors kept, {} Linear modules excluded\n"
+               "{:.1f} MB -> {:.1f} MB in {:.2f} s ({:.0f} MB/s)\n",
+               o.out_dir, r.quantized, o.scale, r.kept, r.excluded_modules.size(), r.bytes_in / 1e6, r.bytes_out / 1e6, s,
+               r.bytes_in / 1e6 / std::max(s, 1e-9));
+  }
+}
+
+}  // namespace
+
+void AddQuantize(CLI::App& app) {
+  auto o = std::make_shared<Options>();
+  CLI::App* cmd = app.add_subcommand("quantize", "Quantize a Hugging Face checkpoint to NVFP4 (weight-only, W4A16)");
+  cmd->add_option("IN_DIR", o->in_dir, "Checkpoint directory (config.json and *.safetensors)")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("OUT_DIR", o->out_dir, "Output directory (must not exist unless --force)")->required();
+  cmd->add_option("--format", o->format, "Checkpoint dialect: modelopt")->capture_default_str();
+  cmd->add_option("--scheme", o->scheme, "Number format: nvfp4")->capture_default_str();
+  cmd->add_option("--scale", o->scale, "NVFP4 block-scale rule: amax (bit-identical to ModelOpt), mse, mse-exhaustive, 4over6")
+      ->capture_default_str();
+  cmd->add_option("--include", o->include, "Also quantize tensors whose name matches this regex (repeatable)");
+  cmd->add_option("--exclude", o->exclude, "Keep tensors whose name matches this regex in high precision (repeatable)");
+  cmd->add_flag("--quantize-lm-head", o->quantize_lm_head, "Quantize lm_head too (kept by default)");
+  cmd->add_option("--threads", o->threads, "Threads (0 = all cores); the output does not depend on it")->capture_default_str();
+  cmd->add_flag("--force", o->force, "Replace OUT_DIR if it exists");
+  cmd->add_flag("--quiet", o->quiet, "No progress and no summary");
+  cmd->callback([o] { Run(*o); });
+}
+
+}  // namespace fp4forge::cli
