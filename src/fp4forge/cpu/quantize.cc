@@ -89,18 +89,33 @@ uint32_t MaxAbsBits(const float* HWY_RESTRICT x, int64_t n) {
   return result;
 }
 
+// MaxAbsBits over rows, straight on the input's own bit patterns: for 16-bit inputs the largest
+// magnitude pattern is found first and converted once (bf16 and f16 patterns of non-negative
+// values also order like the values, Inf/NaN above every finite one).
 template <typename T>
 uint32_t MaxAbsBitsRowsT(const ConstMatrixView& x, int64_t row_begin, int64_t row_end) {
-  HWY_ALIGN float buf[kChunk];
-  uint32_t result = 0;
-  for (int64_t r = row_begin; r < row_end; ++r) {
-    const T* row = reinterpret_cast<const T*>(x.RowBytes(r));
-    for (int64_t c = 0; c < x.cols; c += kChunk) {
-      const int64_t n = std::min(kChunk, x.cols - c);
-      result = std::max(result, MaxAbsBits(AsFloat(row + c, n, buf), n));
+  if constexpr (std::is_same_v<T, float>) {
+    uint32_t result = 0;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      result = std::max(result, MaxAbsBits(reinterpret_cast<const float*>(x.RowBytes(r)), x.cols));
     }
+    return result;
+  } else {
+    const hn::ScalableTag<uint16_t> du;
+    const int64_t lanes = static_cast<int64_t>(hn::Lanes(du));
+    const auto magnitude = hn::Set(du, uint16_t{0x7FFF});
+    auto m = hn::Zero(du);
+    uint16_t tail = 0;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const uint16_t* row = reinterpret_cast<const uint16_t*>(x.RowBytes(r));
+      int64_t i = 0;
+      for (; i + lanes <= x.cols; i += lanes) m = hn::Max(m, hn::And(hn::LoadU(du, row + i), magnitude));
+      for (; i < x.cols; ++i) tail = std::max<uint16_t>(tail, row[i] & 0x7FFF);
+    }
+    const uint16_t max_bits = std::max<uint16_t>(tail, hn::GetLane(hn::MaxOfLanes(du, m)));
+    const float amax = std::is_same_v<T, hwy::bfloat16_t> ? DecodeBF16(max_bits) : DecodeF16(max_bits);
+    return std::bit_cast<uint32_t>(amax);
   }
-  return result;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,8 +247,6 @@ template <typename T, int kBlockSize>
 void EncodeE2M1Blocks(const T* HWY_RESTRICT x, int64_t num_blocks, const uint8_t* HWY_RESTRICT scales,
                       const ThresholdTable<T>& table, uint8_t* HWY_RESTRICT codes) {
   using Bits = BitsOf<T>;
-  const DB<T> db;
-  const size_t lanes = hn::Lanes(db);
   const Bits* bits = reinterpret_cast<const Bits*>(x);
 #if HWY_TARGET == HWY_SCALAR  // one lane: no pairs of lanes to pack, so pack pairs of elements
   for (int64_t i = 0; i < num_blocks * kBlockSize; i += 2) {
@@ -247,6 +260,8 @@ void EncodeE2M1Blocks(const T* HWY_RESTRICT x, int64_t num_blocks, const uint8_t
     codes[i / 2] = PackNibbles(encode(bits[i]), encode(bits[i + 1]));
   }
 #else
+  const DB<T> db;
+  const size_t lanes = hn::Lanes(db);
   const hn::RepartitionToWide<hn::RebindToUnsigned<DB<T>>> dw;  // one wide lane = a pair of elements
   const hn::Rebind<uint8_t, decltype(dw)> du8;
   const auto magnitude_mask = hn::Set(db, std::numeric_limits<Bits>::max());

@@ -64,7 +64,7 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
         Fail(ErrorCode::kInvalidData, "[checkpoint] tensor '{}' appears in more than one shard ({} too)", t.name, file);
       }
       in_file.insert(t.name);
-      tensors_.push_back({&t, file});
+      tensors_.push_back({&t, file, files_.back().get()});
     }
     for (const std::string& name : names_by_file[file]) {
       if (!in_file.contains(name)) {

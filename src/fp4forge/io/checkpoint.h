@@ -15,6 +15,7 @@ namespace fp4forge {
 struct CheckpointTensor {
   const SafetensorsTensor* tensor;  // owned by the checkpoint's open files
   std::string file;                 // shard file name, relative to the directory
+  const SafetensorsFile* source;    // the open shard, for Release()
 };
 
 class Checkpoint {

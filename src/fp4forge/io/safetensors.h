@@ -41,6 +41,14 @@ class SafetensorsFile {
   const std::vector<SafetensorsTensor>& tensors() const { return tensors_; }  // sorted by name
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
+  // Drops the mapped pages that lie wholly inside `tensor` from this process (the data stays in
+  // the file and is read again on the next access), so that streaming over a checkpoint keeps
+  // only the tensor at hand resident.
+  void Release(const SafetensorsTensor& tensor) const;
+  // Asks the kernel to start reading `tensor` from disk now (asynchronously), so that I/O overlaps
+  // with work on the tensor before it.
+  void Prefetch(const SafetensorsTensor& tensor) const;
+
  private:
   std::string path_;
   void* mapping_ = nullptr;

@@ -107,11 +107,19 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
   // Pass 1: the amax of every fused group (members' amax joined), so that all siblings get one
   // global scale. Single weights use their own amax inside Quantize.
   std::map<std::string, float> group_amax;
+  std::map<const Planned*, float> own_amax;
+  std::vector<const Planned*> grouped;
   for (const Planned& p : plan) {
-    if (!p.group) continue;
+    if (p.group) grouped.push_back(&p);
+  }
+  for (size_t i = 0; i < grouped.size(); ++i) {
+    const Planned& p = *grouped[i];
+    if (i + 1 < grouped.size()) grouped[i + 1]->source->source->Prefetch(*grouped[i + 1]->source->tensor);
     const SafetensorsTensor& t = *p.source->tensor;
     const float amax = TensorAmax(t.AsMatrix(), options.threads, fmt::format("{} ({})", t.name, p.source->file));
     group_amax[*p.group] = std::max(group_amax[*p.group], amax);
+    own_amax[&p] = amax;
+    p.source->source->Release(t);
   }
 
   // Pass 2: write the output under a temporary name beside the destination.
@@ -121,9 +129,17 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
   try {
     std::map<std::string, std::vector<const Planned*>> by_file;
     std::vector<std::string> files;
+    std::map<const Planned*, const Planned*> next;  // in writing order, for read-ahead
+    const Planned* previous = nullptr;
     for (const Planned& p : plan) {
       if (!by_file.contains(p.source->file)) files.push_back(p.source->file);
       by_file[p.source->file].push_back(&p);
+    }
+    for (const std::string& file : files) {
+      for (const Planned* p : by_file[file]) {
+        if (previous) next[previous] = p;
+        previous = p;
+      }
     }
     const int total = static_cast<int>(plan.size());
     const int64_t total_bytes = in.weight_bytes();
@@ -141,6 +157,7 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
       SafetensorsWriter writer((tmp / file).string(), specs);
       for (const Planned* p : by_file[file]) {
         const SafetensorsTensor& t = *p->source->tensor;
+        if (next.contains(p)) next[p]->source->source->Prefetch(*next[p]->source->tensor);
         if (!p->quantize) {
           writer.Write(t.name, {t.data, static_cast<size_t>(t.num_bytes)});
           ++report.kept;
@@ -148,7 +165,10 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
           QuantizeOptions q_options;
           q_options.threads = options.threads;
           q_options.tensor_name = fmt::format("{} ({})", t.name, file);
-          if (p->group) q_options.global_amax = group_amax.at(*p->group);
+          if (p->group) {
+            q_options.global_amax = group_amax.at(*p->group);
+            q_options.tensor_amax = own_amax.at(p);  // validated in pass 1
+          }
           const QuantizedTensor q = Quantize(Nvfp4Spec{options.rule}, t.AsMatrix(), q_options);
           const std::string m = ModuleName(t.name);
           writer.Write(m + ".weight", q.codes);
@@ -156,6 +176,7 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
           writer.Write(m + ".weight_scale_2", Bytes(q.tensor_scales));
           ++report.quantized;
         }
+        p->source->source->Release(t);  // bounded memory: only the tensor at hand stays resident
         report.bytes_in += t.num_bytes;
         if (options.on_progress) options.on_progress(++done, total, report.bytes_in, total_bytes);
       }

@@ -48,7 +48,8 @@ QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, const 
          traits.format, traits.rule, traits.block_size);
   }
 
-  const cpu::AmaxResult amax = cpu::TensorAmax(x, options.threads);
+  const cpu::AmaxResult amax =
+      options.tensor_amax ? cpu::AmaxResult{.amax = *options.tensor_amax} : cpu::TensorAmax(x, options.threads);
   if (!amax.all_finite) FailOnNonFinite(x, name);
   if (options.global_amax) {
     const float g = *options.global_amax;

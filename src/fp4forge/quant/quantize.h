@@ -15,6 +15,9 @@ struct QuantizeOptions {
   int threads = 0;                   // 0 = all hardware threads; the result does not depend on it
   std::optional<float> global_amax;  // NVFP4: a fused group's joint amax (>= this tensor's amax)
   std::string tensor_name = "tensor";  // used in error messages
+  // The tensor's own amax when the caller already measured it with TensorAmax (which validated the
+  // values): saves a pass over the data.
+  std::optional<float> tensor_amax;
 };
 
 // Throws Error when: rows or cols < 1; cols is not a multiple of the format's block size
