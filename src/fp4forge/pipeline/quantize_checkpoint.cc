@@ -13,6 +13,7 @@
 #include "fp4forge/base/error.h"
 #include "fp4forge/io/checkpoint.h"
 #include "fp4forge/io/safetensors_writer.h"
+#include "fp4forge/pipeline/background_writer.h"
 #include "fp4forge/quant/quantize.h"
 
 namespace fp4forge {
@@ -71,6 +72,10 @@ void WriteJson(const fs::path& path, const nlohmann::json& json) {
 std::span<const uint8_t> Bytes(const auto& vector) {
   return {reinterpret_cast<const uint8_t*>(vector.data()), vector.size() * sizeof(vector[0])};
 }
+
+// Jobs waiting for the writer thread: enough to keep it busy while the next tensor is quantized,
+// few enough that memory stays near one tensor's quantized form.
+constexpr size_t kPendingWrites = 2;
 
 }  // namespace
 
@@ -145,6 +150,7 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
     const int64_t total_bytes = in.weight_bytes();
     int done = 0;
     nlohmann::json weight_map = nlohmann::json::object();
+    BackgroundWriter background(kPendingWrites);
     for (const std::string& file : files) {
       std::vector<TensorSpec> specs;
       for (const Planned* p : by_file[file]) {
@@ -154,12 +160,16 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
           specs.push_back(std::move(s));
         }
       }
-      SafetensorsWriter writer((tmp / file).string(), specs);
+      auto writer = std::make_shared<SafetensorsWriter>((tmp / file).string(), specs);
       for (const Planned* p : by_file[file]) {
         const SafetensorsTensor& t = *p->source->tensor;
+        const SafetensorsFile& source = *p->source->source;
         if (next.contains(p)) next[p]->source->source->Prefetch(*next[p]->source->tensor);
         if (!p->quantize) {
-          writer.Write(t.name, {t.data, static_cast<size_t>(t.num_bytes)});
+          background.Submit([writer, &t, &source] {
+            writer->Write(t.name, {t.data, static_cast<size_t>(t.num_bytes)});
+            source.Release(t);  // bounded memory: only the tensors at hand stay resident
+          });
           ++report.kept;
         } else {
           QuantizeOptions q_options;
@@ -169,19 +179,21 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
             q_options.global_amax = group_amax.at(*p->group);
             q_options.tensor_amax = own_amax.at(p);  // validated in pass 1
           }
-          const QuantizedTensor q = Quantize(Nvfp4Spec{options.rule}, t.AsMatrix(), q_options);
-          const std::string m = ModuleName(t.name);
-          writer.Write(m + ".weight", q.codes);
-          writer.Write(m + ".weight_scale", q.block_scales);
-          writer.Write(m + ".weight_scale_2", Bytes(q.tensor_scales));
+          auto q = std::make_shared<QuantizedTensor>(Quantize(Nvfp4Spec{options.rule}, t.AsMatrix(), q_options));
+          source.Release(t);
+          background.Submit([writer, q, m = ModuleName(t.name)] {
+            writer->Write(m + ".weight", q->codes);
+            writer->Write(m + ".weight_scale", q->block_scales);
+            writer->Write(m + ".weight_scale_2", Bytes(q->tensor_scales));
+          });
           ++report.quantized;
         }
-        p->source->source->Release(t);  // bounded memory: only the tensor at hand stays resident
         report.bytes_in += t.num_bytes;
         if (options.on_progress) options.on_progress(++done, total, report.bytes_in, total_bytes);
       }
-      writer.Finish();
+      background.Submit([writer] { writer->Finish(); });
     }
+    background.Drain();
     if (files.size() > 1) {
       WriteJson(tmp / "model.safetensors.index.json",
                 {{"metadata", {{"total_size", report.bytes_out}}}, {"weight_map", weight_map}});
