@@ -135,6 +135,77 @@ with tempfile.TemporaryDirectory() as tmp:
           run.returncode == 1 and "model.layers.1.mlp.up_proj.weight" in run.stderr and "row 3, column 5" in run.stderr
           and not any(f.startswith("broken-out") or f.startswith(".broken-out") for f in os.listdir(tmp)), run.stderr.strip())
 
+    # inspect: a good checkpoint is valid; each classic way of breaking one is caught by name.
+    def inspect(d):
+        run = subprocess.run([FP4FORGE, "inspect", d, "--json"], capture_output=True, text=True)
+        return run.returncode, (json.loads(run.stdout) if run.stdout.strip().startswith("{") else {})
+
+    rc, report = inspect(dst)
+    check("inspect: fp4forge's own output is valid ModelOpt W4A16_NVFP4 with 42 NVFP4 modules",
+          rc == 0 and report.get("valid") and report.get("dialect") == "modelopt W4A16_NVFP4"
+          and report.get("quantized_modules") == 42 and report.get("num_params") == 6819072, str(report.get("errors")))
+
+    def broken_copy(label, edit_tensors=None, edit_config=None, source=dst):
+        d = os.path.join(tmp, "inspect-" + label)
+        shutil.copytree(source, d)
+        if edit_tensors:
+            files = [f for f in os.listdir(d) if f.startswith("model") and f.endswith(".safetensors")]
+            weight_map = {}
+            for f in files:
+                t = safetensors.torch.load_file(os.path.join(d, f))
+                if edit_tensors(t):
+                    safetensors.torch.save_file(t, os.path.join(d, f), metadata={"format": "pt"})
+                weight_map.update({k: f for k in t})
+            index = os.path.join(d, "model.safetensors.index.json")
+            if os.path.exists(index):  # keep the index truthful: only the edit itself is under test
+                json.dump({"metadata": {}, "weight_map": weight_map}, open(index, "w"))
+        if edit_config:
+            path = os.path.join(d, "hf_quant_config.json")
+            config = json.load(open(path))
+            edit_config(config)
+            json.dump(config, open(path, "w"))
+        return inspect(d)
+
+    q = "model.layers.2.self_attn.q_proj"
+
+    def reciprocal(t):
+        t[q + ".weight_scale_2"] = 1.0 / t[q + ".weight_scale_2"]
+        return True
+
+    def nan_scale(t):
+        t[q + ".weight_scale"].view(torch.uint8)[3, 1] = 0x7F
+        return True
+
+    def unshared(t):
+        t[q.replace("q_proj", "k_proj") + ".weight_scale_2"] = t[q + ".weight_scale_2"] * 1.01
+        return True
+
+    for label, edit_tensors, edit_config, fragment in [
+            ("reciprocal", reciprocal, None, "2688/amax"),
+            ("nan-scale", nan_scale, None, "row 3, block 1"),
+            ("unshared", unshared, None, "different weight_scale_2"),
+            ("no-kv-key", None, lambda c: c["quantization"].pop("kv_cache_quant_algo"), "kv_cache_quant_algo"),
+            ("group-size", None, lambda c: c["quantization"].update(group_size=32), "group_size")]:
+        rc, report = broken_copy(label, edit_tensors, edit_config)
+        errors = " ".join(report.get("errors", []))
+        check(f"inspect flags '{label}' (exit 1, finding names it)", rc == 1 and report.get("valid") is False
+              and fragment in errors and (edit_tensors is None or "layers.2.self_attn" in errors), errors[:200])
+
+    moe = os.path.join(tmp, "qwen3_moe")
+
+    def drop_expert_scale(t):
+        key = "model.layers.1.mlp.experts.2.down_proj.weight_scale_2"
+        return t.pop(key, None) is not None
+
+    rc, report = broken_copy("expert", drop_expert_scale, None, source=moe)
+    check("inspect flags an expert without weight_scale_2", rc == 1 and any("experts.2.down_proj" in e for e in report.get("errors", [])))
+    truncated = os.path.join(tmp, "inspect-truncated")
+    shutil.copytree(dst, truncated)
+    with open(os.path.join(truncated, "model.safetensors"), "r+b") as f:
+        f.truncate(1000)
+    rc, _ = inspect(truncated)
+    check("inspect: a truncated file is unreadable (exit 2)", rc == 2)
+
     # The dequantized default model still models its corpus.
     model = transformers.AutoModelForCausalLM.from_pretrained(os.path.join(ROOT, "models", "default"), dtype=torch.float32).eval()
     out = load_dir(dst)

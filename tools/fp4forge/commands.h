@@ -7,5 +7,6 @@ namespace fp4forge::cli {
 
 void AddCompareFormats(CLI::App& app);
 void AddQuantize(CLI::App& app);
+void AddInspect(CLI::App& app);
 
 }  // namespace fp4forge::cli

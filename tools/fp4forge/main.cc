@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   fp4forge::cli::AddCompareFormats(app);
   fp4forge::cli::AddQuantize(app);
+  fp4forge::cli::AddInspect(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
