@@ -11,22 +11,9 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-os.environ.update(HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error", HF_HUB_OFFLINE="1")
-try:
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
-except ImportError as e:
-    print(f"packages missing ({e}); install with: pip install -r tests/oracle/requirements.txt")
-    sys.exit(1 if os.environ.get("FP4FORGE_REQUIRE_ORACLES") == "1" else 77)
+from harness import ROOT, check, finish, require
 
-results = {"passed": 0, "failed": 0}
-
-
-def check(name, ok, detail=""):
-    results["passed" if ok else "failed"] += 1
-    print(f"{'PASS' if ok else 'FAIL'} {name} {detail}", flush=True)
-
+require("torch", "transformers")
 
 fixtures = os.path.join(ROOT, "tests", "fixtures")
 with tempfile.TemporaryDirectory() as tmp:
@@ -64,5 +51,4 @@ for prompt, continuation in samples.items():
           f"{share:.2f} known words: {continuation[:70]!r}")
 check("default model: four samples", len(samples) == 4)
 
-print(f"{results['passed']} passed, {results['failed']} failed")
-sys.exit(1 if results["failed"] else 0)
+finish()

@@ -15,15 +15,9 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-os.environ.update(HF_HUB_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error", HF_HUB_OFFLINE="1")
-try:
-    import safetensors.torch
-    import torch
-    import transformers  # noqa: F401
-except ImportError as e:
-    print(f"packages missing ({e}); install with: pip install -r tests/oracle/requirements.txt")
-    sys.exit(1 if os.environ.get("FP4FORGE_REQUIRE_ORACLES") == "1" else 77)
+from harness import ROOT, check, finish, require
+
+safetensors_torch, torch, transformers = require("safetensors.torch", "torch", "transformers")
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import torch_nvfp4  # noqa: E402
 
@@ -37,19 +31,11 @@ except ImportError:
 
 FP4FORGE = sys.argv[1]
 E2M1 = torch.tensor([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6])
-results = {"passed": 0, "failed": 0}
-
-
-def check(name, ok, detail=""):
-    results["passed" if ok else "failed"] += 1
-    print(f"{'PASS' if ok else 'FAIL'} {name} {detail}", flush=True)
-
-
 def load_dir(d):
     tensors = {}
     for f in sorted(os.listdir(d)):
         if f.startswith("model") and f.endswith(".safetensors"):
-            tensors.update(safetensors.torch.load_file(os.path.join(d, f)))
+            tensors.update(safetensors_torch.load_file(os.path.join(d, f)))
     return tensors
 
 
@@ -127,9 +113,9 @@ with tempfile.TemporaryDirectory() as tmp:
           and os.path.exists(os.path.join(dst, "model.safetensors")))
     broken = os.path.join(tmp, "broken")
     shutil.copytree(os.path.join(ROOT, "tests", "fixtures", "llama3"), broken)
-    weights = safetensors.torch.load_file(os.path.join(broken, "model.safetensors"))
+    weights = safetensors_torch.load_file(os.path.join(broken, "model.safetensors"))
     weights["model.layers.1.mlp.up_proj.weight"][3, 5] = float("nan")
-    safetensors.torch.save_file(weights, os.path.join(broken, "model.safetensors"), metadata={"format": "pt"})
+    safetensors_torch.save_file(weights, os.path.join(broken, "model.safetensors"), metadata={"format": "pt"})
     run = quantize(broken, os.path.join(tmp, "broken-out"))
     check("a NaN weight: error names tensor, row and column; no output and no temporary directory left",
           run.returncode == 1 and "model.layers.1.mlp.up_proj.weight" in run.stderr and "row 3, column 5" in run.stderr
@@ -152,9 +138,9 @@ with tempfile.TemporaryDirectory() as tmp:
             files = [f for f in os.listdir(d) if f.startswith("model") and f.endswith(".safetensors")]
             weight_map = {}
             for f in files:
-                t = safetensors.torch.load_file(os.path.join(d, f))
+                t = safetensors_torch.load_file(os.path.join(d, f))
                 if edit_tensors(t):
-                    safetensors.torch.save_file(t, os.path.join(d, f), metadata={"format": "pt"})
+                    safetensors_torch.save_file(t, os.path.join(d, f), metadata={"format": "pt"})
                 weight_map.update({k: f for k in t})
             index = os.path.join(d, "model.safetensors.index.json")
             if os.path.exists(index):  # keep the index truthful: only the edit itself is under test
@@ -228,5 +214,4 @@ with tempfile.TemporaryDirectory() as tmp:
     # Llama-3.1-8B; a 6.8M-parameter model is more sensitive, so up to +25% is accepted.
     check("dequantized NVFP4 default model: held-out perplexity within [22.58, 28.2]", 22.58 <= ppl <= 28.2, f"ppl={ppl:.3f}")
 
-print(f"{results['passed']} passed, {results['failed']} failed")
-sys.exit(1 if results["failed"] else 0)
+finish()

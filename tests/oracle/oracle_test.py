@@ -13,29 +13,18 @@ import subprocess
 import sys
 import tempfile
 
-try:
-    import ml_dtypes
-    import numpy as np
-    import safetensors.torch
-    import torch
-except ImportError as e:
-    print(f"oracle packages missing ({e}); install with: pip install -r tests/oracle/requirements.txt")
-    sys.exit(1 if os.environ.get("FP4FORGE_REQUIRE_ORACLES") == "1" else 77)
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from harness import ROOT, check, finish, require  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
+ml_dtypes, np, safetensors_torch, torch = require("ml_dtypes", "numpy", "safetensors.torch", "torch")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import torch_nvfp4  # noqa: E402
 
 lib = ctypes.CDLL(sys.argv[1])
-results = {"passed": 0, "failed": 0}
 
 
 def ptr(a):
     return a.ctypes.data_as(ctypes.c_void_p)
-
-
-def check(name, ok, detail=""):
-    results["passed" if ok else "failed"] += 1
-    print(f"{'PASS' if ok else 'FAIL'} {name} {detail}", flush=True)
 
 
 def ours(fn, x, out_dtype):
@@ -152,7 +141,7 @@ for round_up in (False, True):
 with tempfile.TemporaryDirectory() as tmp:
     path = os.path.join(tmp, "official.safetensors")
     generator = torch.Generator().manual_seed(3)
-    safetensors.torch.save_file({"layers.0.up_proj.weight": torch.randn(512, 1024, generator=generator).bfloat16(),
+    safetensors_torch.save_file({"layers.0.up_proj.weight": torch.randn(512, 1024, generator=generator).bfloat16(),
                                  "layers.0.norm.weight": torch.ones(1024, dtype=torch.bfloat16),
                                  "layers.0.down_proj.weight": torch.randn(128, 256, generator=generator).half()},
                                 path, metadata={"format": "pt"})
@@ -165,5 +154,4 @@ with tempfile.TemporaryDirectory() as tmp:
           names == {"layers.0.up_proj.weight", "layers.0.down_proj.weight"} and len(nvfp4) == 1
           and 0.0081 < nvfp4[0] < 0.0099, run.stderr.strip())
 
-print(f"{results['passed']} passed, {results['failed']} failed")
-sys.exit(1 if results["failed"] else 0)
+finish()
