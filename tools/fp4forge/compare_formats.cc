@@ -1,6 +1,7 @@
 // fp4forge compare-formats: every format and scale rule on the same data, one table.
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <regex>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "commands.h"
 #include "fp4forge/base/error.h"
 #include "fp4forge/quant/compare.h"
+#include "fp4forge/io/checkpoint.h"
 #include "fp4forge/io/safetensors.h"
 #include "fp4forge/quant/distributions.h"
 
@@ -24,6 +26,7 @@ struct Options {
   uint64_t seed = 42;
   std::string outliers;  // "FRACTION:SCALE"
   std::string file;      // a .safetensors file instead of synthetic data
+  std::string model;     // a checkpoint directory (sharded or not) instead of synthetic data
   std::string tensor_regex = ".*";
   bool per_tensor = false;  // with --file: one row per tensor instead of one per format
   int threads = 0;
@@ -92,14 +95,25 @@ void Run(const Options& options) {
     fmt::print("{:<6} {:<16} {:<12} {:>6} {:>9} {:>8} {:>10} {:>8} {:>9}  {}\n", "format", "rule", "data", "bits/w",
                "rel_mse", "sqnr_db", "mse", "max_abs", "cosine", "anchor");
   }
-  if (!options.file.empty()) {
-    const SafetensorsFile file(options.file);
+  if (!options.file.empty() || !options.model.empty()) {
+    // Real tensors: every F32/BF16/F16 tensor of rank >= 2 whose name matches.
+    std::vector<const SafetensorsTensor*> tensors;
+    std::optional<SafetensorsFile> file;
+    std::optional<Checkpoint> model;
+    if (!options.file.empty()) {
+      file.emplace(options.file);
+      for (const SafetensorsTensor& t : file->tensors()) tensors.push_back(&t);
+    } else {
+      model.emplace(options.model);
+      for (const CheckpointTensor& t : model->tensors()) tensors.push_back(t.tensor);
+    }
+    const std::string source = options.file.empty() ? options.model : options.file;
     const std::regex pattern(options.tensor_regex);
     std::vector<ComparisonRow> totals;  // one per format and rule, summed over the tensors
     int compared = 0;
-    for (const SafetensorsTensor& t : file.tensors()) {
-      if (!t.FloatDType() || t.shape.size() < 2 || t.NumElements() == 0 || !std::regex_search(t.name, pattern)) continue;
-      const std::vector<ComparisonRow> rows = CompareFormats(t.AsMatrix(), t.name, "", options.threads);
+    for (const SafetensorsTensor* t : tensors) {
+      if (!t->FloatDType() || t->shape.size() < 2 || t->NumElements() == 0 || !std::regex_search(t->name, pattern)) continue;
+      const std::vector<ComparisonRow> rows = CompareFormats(t->AsMatrix(), t->name, "", options.threads);
       if (options.per_tensor) PrintRows(rows, options, json);
       for (const ComparisonRow& row : rows) {
         auto it = std::find_if(totals.begin(), totals.end(), [&](const ComparisonRow& r) {
@@ -107,7 +121,6 @@ void Run(const Options& options) {
         });
         if (it == totals.end()) {
           totals.push_back(row);
-          totals.back().data = "";
         } else {
           it->sums.Add(row.sums);
         }
@@ -116,7 +129,7 @@ void Run(const Options& options) {
     }
     if (compared == 0) {
       Fail(ErrorCode::kInvalidArgument, "[compare-formats] '{}' has no F32/BF16/F16 tensor of rank >= 2 matching '{}'",
-           options.file, options.tensor_regex);
+           source, options.tensor_regex);
     }
     if (!options.per_tensor) {
       for (ComparisonRow& row : totals) row.data = fmt::format("{} tensors", compared);
@@ -135,11 +148,12 @@ void Run(const Options& options) {
   }
   if (options.json) {
     fmt::print("{}\n", json.dump(2));
-  } else if (options.file.empty()) {
+  } else if (options.file.empty() && options.model.empty()) {
     fmt::print("\n{} samples per distribution, seed {}{}.\n{}", options.samples, options.seed,
                options.outliers.empty() ? "" : fmt::format(", outliers {}", options.outliers), kExplanation);
   } else {
-    fmt::print("\nTensors of {} matching '{}'{}.\n{}", options.file, options.tensor_regex,
+    fmt::print("\nTensors of {} matching '{}'{}.\n{}", options.file.empty() ? options.model : options.file,
+               options.tensor_regex,
                options.per_tensor ? "" : " (errors summed over them; --per-tensor for each)", kExplanation);
   }
 }
@@ -155,11 +169,14 @@ void AddCompareFormats(CLI::App& app) {
   cmd->add_option("--samples", options->samples, "Samples per distribution (a multiple of 128)")->capture_default_str();
   cmd->add_option("--seed", options->seed, "Random seed")->capture_default_str();
   cmd->add_option("--outliers", options->outliers, "Plant outliers: FRACTION:SCALE, e.g. 0.001:20");
-  cmd->add_option("--file", options->file, "Measure the tensors of this .safetensors file instead of synthetic data")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--tensor", options->tensor_regex, "With --file: only tensors whose name matches this regex")
+  CLI::Option* file = cmd->add_option("--file", options->file, "Measure the tensors of this .safetensors file")
+                          ->check(CLI::ExistingFile);
+  cmd->add_option("--model", options->model, "Measure the tensors of this checkpoint directory (sharded or not)")
+      ->check(CLI::ExistingDirectory)
+      ->excludes(file);
+  cmd->add_option("--tensor", options->tensor_regex, "With --file/--model: only tensors whose name matches this regex")
       ->capture_default_str();
-  cmd->add_flag("--per-tensor", options->per_tensor, "With --file: one row per tensor and format");
+  cmd->add_flag("--per-tensor", options->per_tensor, "With --file/--model: one row per tensor and format");
   cmd->add_option("--threads", options->threads, "Threads (0 = all cores); results do not depend on it")
       ->capture_default_str();
   cmd->add_flag("--json", options->json, "Print a JSON list of objects instead of the table");
