@@ -102,9 +102,20 @@ with tempfile.TemporaryDirectory() as tmp:
               {"quant_algo", "kv_cache_quant_algo", "group_size", "exclude_modules"} <= set(hf) and hf["group_size"] == 16
               and "lm_head" in hf["exclude_modules"] and config["quant_method"] == "modelopt"
               and config["quant_algo"] == hf["quant_algo"] == "W4A16_NVFP4" and config["ignore"] == hf["exclude_modules"])
-        if os.path.exists(os.path.join(src, "model.safetensors.index.json")):
-            index = json.load(open(os.path.join(dst, "model.safetensors.index.json")))
-            check(f"{name}: the index maps every output tensor to its shard", set(index["weight_map"]) == set(out))
+        if os.path.exists(os.path.join(src, "model.safetensors.index.json")):  # sharded input, small output
+            check(f"{name}: a sharded input under --max-shard-size becomes one model.safetensors",
+                  sorted(f for f in os.listdir(dst) if f.startswith("model")) == ["model.safetensors"])
+
+    # --max-shard-size: the same tensors, spread over shards named as Hugging Face names them.
+    sharded = os.path.join(tmp, "default-sharded")
+    run = quantize(os.path.join(ROOT, "models", "default"), sharded, "--max-shard-size", "2MB")
+    files = sorted(f for f in os.listdir(sharded) if f.endswith(".safetensors")) if run.returncode == 0 else []
+    index = json.load(open(os.path.join(sharded, "model.safetensors.index.json"))) if files else {}
+    whole, parts = load_dir(os.path.join(tmp, "default")), load_dir(sharded) if files else {}
+    check("--max-shard-size 2MB: shards model-0000i-of-0000N of at most 2 MB (or one tensor), same tensors, index",
+          len(files) > 3 and files[0] == f"model-00001-of-{len(files):05d}.safetensors"
+          and all(os.path.getsize(os.path.join(sharded, f)) <= 2_000_000 + 2_100_000 for f in files)
+          and set(index.get("weight_map", {})) == set(whole) and all(torch.equal(whole[k], parts[k]) for k in whole))
 
     # Failures leave nothing behind.
     dst = os.path.join(tmp, "default")

@@ -25,6 +25,7 @@ struct Options {
   std::vector<std::string> include, exclude;
   bool quantize_lm_head = false;
   int threads = 0;
+  std::string max_shard_size = "5GB";
   bool force = false;
   bool quiet = false;
 };
@@ -40,6 +41,7 @@ void Run(const Options& o) {
   for (const std::string& r : o.exclude) options.selection.exclude.emplace_back(r);
   options.selection.quantize_lm_head = o.quantize_lm_head;
   options.threads = o.threads;
+  options.max_shard_bytes = ParseByteSize(o.max_shard_size);
   options.force = o.force;
   const auto start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
@@ -77,6 +79,8 @@ void AddQuantize(CLI::App& app) {
   cmd->add_option("--exclude", o->exclude, "Keep tensors whose name matches this regex in high precision (repeatable)");
   cmd->add_flag("--quantize-lm-head", o->quantize_lm_head, "Quantize lm_head too (kept by default)");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores); the output does not depend on it")->capture_default_str();
+  cmd->add_option("--max-shard-size", o->max_shard_size, "Largest output shard (5GB, 500MB, 2GiB, ...)")
+      ->capture_default_str();
   cmd->add_flag("--force", o->force, "Replace OUT_DIR if it exists");
   cmd->add_flag("--quiet", o->quiet, "No progress and no summary");
   cmd->callback([o] { Run(*o); });

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -79,6 +80,20 @@ constexpr size_t kPendingWrites = 2;
 
 }  // namespace
 
+int64_t ParseByteSize(const std::string& text) {
+  static const std::map<std::string, int64_t> kUnits = {{"", 1}, {"B", 1}, {"KB", 1000}, {"MB", 1000'000},
+                                                        {"GB", 1000'000'000}, {"KiB", 1 << 10}, {"MiB", 1 << 20},
+                                                        {"GiB", int64_t{1} << 30}};
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  const auto unit = kUnits.find(text.substr(digits));
+  if (digits == 0 || digits > 12 || unit == kUnits.end() || std::stoll(text.substr(0, digits)) == 0) {
+    Fail(ErrorCode::kInvalidArgument, "[--max-shard-size] got '{}', expected a positive size such as 5GB, 500MB or 2GiB",
+         text);
+  }
+  return std::stoll(text.substr(0, digits)) * unit->second;
+}
+
 QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std::string& out_dir,
                                             const QuantizeCheckpointOptions& options) {
   const fs::path out = fs::absolute(out_dir).lexically_normal();
@@ -132,28 +147,33 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
   fs::remove_all(tmp);
   fs::create_directories(tmp);
   try {
-    std::map<std::string, std::vector<const Planned*>> by_file;
-    std::vector<std::string> files;
-    std::map<const Planned*, const Planned*> next;  // in writing order, for read-ahead
-    const Planned* previous = nullptr;
+    // Output shards: filled greedily in input order, as save_pretrained does.
+    std::vector<std::vector<const Planned*>> shards(1);
+    int64_t shard_bytes = 0;
     for (const Planned& p : plan) {
-      if (!by_file.contains(p.source->file)) files.push_back(p.source->file);
-      by_file[p.source->file].push_back(&p);
-    }
-    for (const std::string& file : files) {
-      for (const Planned* p : by_file[file]) {
-        if (previous) next[previous] = p;
-        previous = p;
+      int64_t bytes = 0;
+      for (const TensorSpec& spec : OutputSpecs(p)) bytes += spec.NumBytes();
+      if (shard_bytes > 0 && shard_bytes + bytes > options.max_shard_bytes) {
+        shards.emplace_back();
+        shard_bytes = 0;
       }
+      shards.back().push_back(&p);
+      shard_bytes += bytes;
+    }
+    std::vector<std::string> files;
+    for (size_t i = 0; i < shards.size(); ++i) {
+      files.push_back(shards.size() == 1 ? "model.safetensors"
+                                         : fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size()));
     }
     const int total = static_cast<int>(plan.size());
     const int64_t total_bytes = in.weight_bytes();
     int done = 0;
     nlohmann::json weight_map = nlohmann::json::object();
     BackgroundWriter background(kPendingWrites);
-    for (const std::string& file : files) {
+    for (size_t shard = 0; shard < shards.size(); ++shard) {
+      const std::string& file = files[shard];
       std::vector<TensorSpec> specs;
-      for (const Planned* p : by_file[file]) {
+      for (const Planned* p : shards[shard]) {
         for (TensorSpec& s : OutputSpecs(*p)) {
           weight_map[s.name] = file;
           report.bytes_out += s.NumBytes();
@@ -161,10 +181,11 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
         }
       }
       auto writer = std::make_shared<SafetensorsWriter>((tmp / file).string(), specs);
-      for (const Planned* p : by_file[file]) {
+      for (size_t i = 0; i < shards[shard].size(); ++i) {
+        const Planned* p = shards[shard][i];
         const SafetensorsTensor& t = *p->source->tensor;
         const SafetensorsFile& source = *p->source->source;
-        if (next.contains(p)) next[p]->source->source->Prefetch(*next[p]->source->tensor);
+        if (p + 1 < plan.data() + plan.size()) (p + 1)->source->source->Prefetch(*(p + 1)->source->tensor);
         if (!p->quantize) {
           background.Submit([writer, &t, &source] {
             writer->Write(t.name, {t.data, static_cast<size_t>(t.num_bytes)});
@@ -174,7 +195,7 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
         } else {
           QuantizeOptions q_options;
           q_options.threads = options.threads;
-          q_options.tensor_name = fmt::format("{} ({})", t.name, file);
+          q_options.tensor_name = fmt::format("{} ({})", t.name, p->source->file);
           if (p->group) {
             q_options.global_amax = group_amax.at(*p->group);
             q_options.tensor_amax = own_amax.at(p);  // validated in pass 1

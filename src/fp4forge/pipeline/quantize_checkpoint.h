@@ -19,10 +19,16 @@ struct QuantizeCheckpointOptions {
   Nvfp4ScaleRule rule = Nvfp4ScaleRule::kAmax;
   QuantizationSelection selection;
   int threads = 0;
+  // Output shards are filled in tensor order up to this size (a larger tensor gets its own shard),
+  // named model-00001-of-0000N.safetensors with an index, or model.safetensors when one suffices.
+  int64_t max_shard_bytes = int64_t{5} << 30;
   bool force = false;  // replace an existing output directory
   // Called after each tensor with (tensors done, tensors in all, input bytes done, input bytes in all).
   std::function<void(int, int, int64_t, int64_t)> on_progress;
 };
+
+// "5GB", "500MB", "10GiB", "123" (bytes) -> bytes; throws Error(kInvalidArgument).
+int64_t ParseByteSize(const std::string& text);
 
 struct QuantizeCheckpointReport {
   int quantized = 0;  // weights written as NVFP4
