@@ -123,6 +123,8 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
     plan.push_back(p);
   }
   std::sort(report.excluded_modules.begin(), report.excluded_modules.end());
+  // Older SGLang rejects an empty exclude_modules (FORMATS.md §5.3); naming an absent lm_head is harmless.
+  if (report.excluded_modules.empty()) report.excluded_modules.push_back("lm_head");
 
   // Pass 1: the amax of every fused group (members' amax joined), so that all siblings get one
   // global scale. Single weights use their own amax inside Quantize.
