@@ -142,34 +142,19 @@ HWY_INLINE VF E4M3Values(DF df, VI code) {
   return hn::IfThenElse(hn::RebindMask(df, hn::Eq(exponent, hn::Zero(di))), subnormal, normal);
 }
 
-// EncodeE2M1: each threshold passed adds one (a true mask is all ones, i.e. -1).
-HWY_INLINE VI E2M1Codes(DF df, VF q) {
-  const DI di;
-  const VF a = hn::Abs(q);
-  VI m = hn::Zero(di);
-  auto count = [&](auto mask) { m = hn::Sub(m, hn::BitCast(di, hn::VecFromMask(df, mask))); };
-  count(hn::Gt(a, hn::Set(df, 0.25f)));
-  count(hn::Ge(a, hn::Set(df, 0.75f)));
-  count(hn::Gt(a, hn::Set(df, 1.25f)));
-  count(hn::Ge(a, hn::Set(df, 1.75f)));
-  count(hn::Gt(a, hn::Set(df, 2.5f)));
-  count(hn::Ge(a, hn::Set(df, 3.5f)));
-  count(hn::Gt(a, hn::Set(df, 5.0f)));
-  const VI sign = hn::And(hn::BitCast(di, hn::VecFromMask(df, hn::Lt(q, hn::Zero(df)))), hn::Set(di, 8));
-  return hn::Or(m, sign);
-}
-
-// DecodeE2M1(EncodeE2M1Magnitude(a)) for a >= 0: the same thresholds, selecting values.
+// DecodeE2M1(EncodeE2M1Magnitude(a)) for a >= 0, i.e. a rounded to nearest-even on the grid
+// {0, 0.5, 1, 1.5, 2, 3, 4, 6} with saturation. From 1 up the grid is float32 with one mantissa
+// bit, so rounding the 23-bit mantissa to 1 bit on the integer pattern does it (adding 0x1FFFFF,
+// plus 1 when the kept bit is odd, carries exactly when rounding up; 5.0 -> 4, 5.5 -> 6); below 1
+// the grid has steps of 0.5: round(2a) / 2 (0.25 -> 0, 0.75 -> 1).
 HWY_INLINE VF E2M1Magnitudes(DF df, VF a) {
-  VF v = hn::Zero(df);
-  v = hn::IfThenElse(hn::Gt(a, hn::Set(df, 0.25f)), hn::Set(df, 0.5f), v);
-  v = hn::IfThenElse(hn::Ge(a, hn::Set(df, 0.75f)), hn::Set(df, 1.0f), v);
-  v = hn::IfThenElse(hn::Gt(a, hn::Set(df, 1.25f)), hn::Set(df, 1.5f), v);
-  v = hn::IfThenElse(hn::Ge(a, hn::Set(df, 1.75f)), hn::Set(df, 2.0f), v);
-  v = hn::IfThenElse(hn::Gt(a, hn::Set(df, 2.5f)), hn::Set(df, 3.0f), v);
-  v = hn::IfThenElse(hn::Ge(a, hn::Set(df, 3.5f)), hn::Set(df, 4.0f), v);
-  v = hn::IfThenElse(hn::Gt(a, hn::Set(df, 5.0f)), hn::Set(df, 6.0f), v);
-  return v;
+  const DI di;
+  const VF c = hn::Min(a, hn::Set(df, kE2M1Max));
+  const VI bits = hn::BitCast(di, c);
+  const VI rounded = hn::Add(bits, hn::Add(hn::Set(di, 0x1FFFFF), hn::And(hn::ShiftRight<22>(bits), hn::Set(di, 1))));
+  const VF normal = hn::BitCast(df, hn::And(rounded, hn::Set(di, ~0x3FFFFF)));
+  const VF subnormal = hn::Mul(hn::Round(hn::Add(c, c)), hn::Set(df, 0.5f));
+  return hn::IfThenElse(hn::Lt(c, hn::Set(df, 1.0f)), subnormal, normal);
 }
 
 // Packs the nibbles of 2N elements (c0: elements 0..N-1, c1: N..2N-1) into N bytes, element 2k in
@@ -318,14 +303,14 @@ HWY_INLINE VI AmaxScaleCodes(DF df, VF block_amax, float target_times_scale) {
   return E4M3Codes(df, s);
 }
 
-// Nvfp4BlockSquaredError with one block per lane; columns[k * N + lane] = element k of that block.
-// Works on |x|: the error of -x is the negated error of x, so the squares are the same bits.
+// Nvfp4BlockSquaredError with one block per lane; columns[k * N + lane] = |element k| of that
+// block. Works on |x|: the error of -x is the negated error of x, so the squares are the same bits.
 HWY_INLINE VF SquaredErrors(DF df, const float* HWY_RESTRICT columns, VI code, float tensor_scale) {
   const size_t lanes = hn::Lanes(df);
   const VF d = hn::Mul(E4M3Values(df, code), hn::Set(df, tensor_scale));
   VF sse = hn::Zero(df);
   for (int k = 0; k < kNvfp4BlockSize; ++k) {
-    const VF a = hn::Abs(hn::Load(df, columns + k * lanes));
+    const VF a = hn::Load(df, columns + k * lanes);
     const VF err = hn::Sub(hn::Mul(E2M1Magnitudes(df, hn::Div(a, d)), d), a);
     sse = hn::Add(sse, hn::Mul(err, err));
   }
@@ -340,7 +325,7 @@ VI SearchScaleCodes(DF df, const float* HWY_RESTRICT blocks, VF block_amax, VI a
   HWY_ALIGN float columns[kNvfp4BlockSize * kNvfp4BlockSize];
   const VI block_starts = hn::ShiftLeft<4>(hn::Iota(di, 0));  // lane * 16
   for (int k = 0; k < kNvfp4BlockSize; ++k) {
-    hn::Store(hn::GatherIndex(df, blocks + k, block_starts), df, columns + k * lanes);
+    hn::Store(hn::Abs(hn::GatherIndex(df, blocks + k, block_starts)), df, columns + k * lanes);
   }
   VI best = amax_code;
   VF best_sse = SquaredErrors(df, columns, best, tensor_scale);

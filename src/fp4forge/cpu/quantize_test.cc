@@ -41,6 +41,14 @@ std::vector<float> HardData(int64_t rows, int64_t cols, uint32_t seed) {
       x[r * cols + cols - 1] = 40.0f * row_scale;
     }
   }
+  if (cols >= 48) {
+    // Exact ties: 2688 makes the NVFP4 tensor scale exactly 1 (every other value stays below it),
+    // so a block whose amax is 6 gets divisor 1 and lands on every E2M1 decision midpoint; search
+    // rules meet ties at their power-of-two candidates too.
+    x[0] = 2688.0f;
+    const float ties[16] = {6, 0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5, -0.25f, -0.75f, -1.25f, -1.75f, -2.5f, -3.5f, -5, 5.5f};
+    for (int k = 0; k < 16; ++k) x[32 + k] = ties[k];
+  }
   return x;
 }
 
