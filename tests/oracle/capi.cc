@@ -12,29 +12,24 @@
 
 using namespace fp4forge;
 
+namespace {
+// out[i] = codec(in[i]) for i < n: the shape of every codec entry point below.
+template <auto kCodec, typename In, typename Out>
+void Map(const In* in, int64_t n, Out* out) {
+  std::transform(in, in + n, out, [](In v) { return static_cast<Out>(kCodec(v)); });
+}
+}  // namespace
+
 extern "C" {
 
-void fp4forge_encode_e4m3(const float* x, int64_t n, uint8_t* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = EncodeE4M3(x[i]);
-}
-void fp4forge_decode_e4m3(const uint8_t* codes, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = DecodeE4M3(codes[i]);
-}
-void fp4forge_encode_e2m1(const float* x, int64_t n, uint8_t* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = EncodeE2M1(x[i]);
-}
-void fp4forge_decode_ue8m0(const uint8_t* codes, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = DecodeUE8M0(codes[i]);
-}
-void fp4forge_encode_bf16(const float* x, int64_t n, uint16_t* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = EncodeBF16(x[i]);
-}
-void fp4forge_encode_f16(const float* x, int64_t n, uint16_t* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = EncodeF16(x[i]);
-}
+void fp4forge_encode_e4m3(const float* x, int64_t n, uint8_t* out) { Map<EncodeE4M3>(x, n, out); }
+void fp4forge_decode_e4m3(const uint8_t* codes, int64_t n, float* out) { Map<DecodeE4M3>(codes, n, out); }
+void fp4forge_encode_e2m1(const float* x, int64_t n, uint8_t* out) { Map<EncodeE2M1>(x, n, out); }
+void fp4forge_decode_ue8m0(const uint8_t* codes, int64_t n, float* out) { Map<DecodeUE8M0>(codes, n, out); }
+void fp4forge_encode_bf16(const float* x, int64_t n, uint16_t* out) { Map<EncodeBF16>(x, n, out); }
+void fp4forge_encode_f16(const float* x, int64_t n, uint16_t* out) { Map<EncodeF16>(x, n, out); }
 
-// NVFP4 (rule 0 = amax) or MXFP4 (rule 0 = ocp, 1 = round-up) of a bf16 [rows, cols] matrix.
-// Returns 0 on success, 1 on a validation error.
+// NVFP4 with the amax rule of a bf16 [rows, cols] matrix. Returns 0, or 1 on a validation error.
 int fp4forge_quantize_nvfp4_bf16(const uint16_t* x, int64_t rows, int64_t cols, uint8_t* codes, uint8_t* scales,
                                  float* tensor_scale) {
   try {
@@ -49,6 +44,7 @@ int fp4forge_quantize_nvfp4_bf16(const uint16_t* x, int64_t rows, int64_t cols, 
   }
 }
 
+// MXFP4 (rule 0 = ocp, 1 = round-up) of an f32 [rows, cols] matrix. Returns 0, or 1 on a validation error.
 int fp4forge_quantize_mxfp4_f32(const float* x, int64_t rows, int64_t cols, int rule, uint8_t* codes,
                                 uint8_t* scales) {
   try {

@@ -27,7 +27,7 @@ class Checkpoint {
 
   const std::string& dir() const { return dir_; }
   const nlohmann::json& config() const { return config_; }
-  const std::vector<CheckpointTensor>& tensors() const { return tensors_; }  // index order, then name
+  const std::vector<CheckpointTensor>& tensors() const { return tensors_; }  // by shard file, then name
   // Every regular file of the directory that is not a weight shard or the index (tokenizer, chat
   // template, generation config, ...), relative names.
   const std::vector<std::string>& other_files() const { return other_files_; }
