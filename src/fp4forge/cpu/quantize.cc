@@ -292,6 +292,20 @@ void ForEachChunk(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, 
   });
 }
 
+// Blocks whose scale code depends on nothing but the block's amax (MXFP4, compressed-tensors'
+// NVFP4): scale_code(amax) once per block, then the codes by the table's thresholds.
+template <typename T, int kBlockSize, typename ScaleCodeFn>
+void QuantizeByBlockAmax(const T* HWY_RESTRICT x, int64_t n, ScaleCodeFn&& scale_code, const ThresholdTable<T>& table,
+                         uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales) {
+  const int64_t num_blocks = n / kBlockSize;
+  HWY_ALIGN T block_amax[kChunk / kBlockSize];
+  HWY_ALIGN float amax_buf[kChunk / kBlockSize];
+  BlockMaxAbs<T, kBlockSize>(x, num_blocks, block_amax);
+  const float* amax = AsFloat(block_amax, num_blocks, amax_buf);
+  for (int64_t b = 0; b < num_blocks; ++b) scales[b] = scale_code(amax[b]);
+  EncodeE2M1Blocks<T, kBlockSize>(x, num_blocks, scales, table, codes);
+}
+
 // ---------------------------------------------------------------------------------------------
 // NVFP4.
 
@@ -383,19 +397,7 @@ void QuantizeNvfp4Chunk(const T* HWY_RESTRICT x, int64_t n, Nvfp4ScaleRule rule,
 }
 
 // ---------------------------------------------------------------------------------------------
-// MXFP4, INT4, FP8.
-
-template <typename T>
-void QuantizeMxfp4Chunk(const T* HWY_RESTRICT x, int64_t n, Mxfp4ScaleRule rule, const ThresholdTable<T>& table,
-                        uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales) {
-  const int64_t num_blocks = n / kMxfp4BlockSize;
-  HWY_ALIGN T block_amax[kChunk / kMxfp4BlockSize];
-  HWY_ALIGN float amax_buf[kChunk / kMxfp4BlockSize];
-  BlockMaxAbs<T, kMxfp4BlockSize>(x, num_blocks, block_amax);
-  const float* amax = AsFloat(block_amax, num_blocks, amax_buf);
-  for (int64_t b = 0; b < num_blocks; ++b) scales[b] = Mxfp4ScaleCode(amax[b], rule);  // one per 32 elements
-  EncodeE2M1Blocks<T, kMxfp4BlockSize>(x, num_blocks, scales, table, codes);
-}
+// INT4, FP8.
 
 void QuantizeInt4Chunk(const float* HWY_RESTRICT x, int64_t n, const Int4GroupParams& params,
                        uint8_t* HWY_RESTRICT codes, uint16_t* HWY_RESTRICT scales, uint8_t* HWY_RESTRICT zero_points) {
@@ -453,16 +455,27 @@ void QuantizeRowsT(const ConstMatrixView& x, int64_t row_begin, int64_t row_end,
         using Spec = std::decay_t<decltype(spec)>;
         if constexpr (std::is_same_v<Spec, Nvfp4Spec>) {
           const float s = q.tensor_scales[0];
-          const ThresholdTable<T> table(kE4M3MaxCode + 1, [s](int code) { return DecodeE4M3(static_cast<uint8_t>(code)) * s; });
+          const ThresholdTable<T> table(kE4M3MaxCode + 1, [&](int code) {
+            return Nvfp4Divisor(static_cast<uint8_t>(code), s, spec.producer);
+          });
+          const auto ct_scale_code = [s](float amax) { return Nvfp4CtScaleCode(amax, s, InputDType<T>()); };
           ForEachRawChunk<T>(x, row_begin, row_end, [&](int64_t r, int64_t c, const T* v, int64_t n) {
             const int64_t e = r * cols + c;  // element index of the chunk's first value
-            QuantizeNvfp4Chunk(v, n, spec.rule, s, table, &q.codes[e / 2], &q.block_scales[e / kNvfp4BlockSize]);
+            uint8_t* codes = &q.codes[e / 2];
+            uint8_t* scales = &q.block_scales[e / kNvfp4BlockSize];
+            if (spec.producer == Nvfp4Producer::kModelOpt) {
+              QuantizeNvfp4Chunk(v, n, spec.rule, s, table, codes, scales);
+            } else {
+              QuantizeByBlockAmax<T, kNvfp4BlockSize>(v, n, ct_scale_code, table, codes, scales);
+            }
           });
         } else if constexpr (std::is_same_v<Spec, Mxfp4Spec>) {
           const ThresholdTable<T> table(255, [](int code) { return DecodeUE8M0(static_cast<uint8_t>(code)); });
+          const auto scale_code = [&](float amax) { return Mxfp4ScaleCode(amax, spec.rule); };
           ForEachRawChunk<T>(x, row_begin, row_end, [&](int64_t r, int64_t c, const T* v, int64_t n) {
             const int64_t e = r * cols + c;
-            QuantizeMxfp4Chunk(v, n, spec.rule, table, &q.codes[e / 2], &q.block_scales[e / kMxfp4BlockSize]);
+            QuantizeByBlockAmax<T, kMxfp4BlockSize>(v, n, scale_code, table, &q.codes[e / 2],
+                                                    &q.block_scales[e / kMxfp4BlockSize]);
           });
         } else {
           ForEachChunk<T>(x, row_begin, row_end, [&](int64_t r, int64_t c, const float* v, int64_t n) {
@@ -533,7 +546,7 @@ AmaxResult TensorAmax(const ConstMatrixView& x, int threads) {
 
 QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, float scale_amax, int threads) {
   QuantizedTensor q = AllocateQuantized(spec, x.rows, x.cols);
-  SetTensorScale(q, scale_amax);
+  SetTensorScale(q, scale_amax, x.dtype);
   ParallelFor(x.rows, ResolveThreads(threads),
               [&](int64_t begin, int64_t end) { HWY_DYNAMIC_DISPATCH(QuantizeRows)(x, begin, end, q); });
   return q;

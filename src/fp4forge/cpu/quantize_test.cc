@@ -75,8 +75,10 @@ std::vector<QuantSpec> AllSpecs() {
                               Nvfp4ScaleRule::kFourOverSix}) {
     specs.push_back(Nvfp4Spec{rule});
   }
-  specs.push_back(Mxfp4Spec{Mxfp4ScaleRule::kOcp});
-  specs.push_back(Mxfp4Spec{Mxfp4ScaleRule::kRoundUp});
+  specs.push_back(Nvfp4Spec{Nvfp4ScaleRule::kAmax, Nvfp4Producer::kCompressedTensors});
+  for (Mxfp4ScaleRule rule : {Mxfp4ScaleRule::kOcp, Mxfp4ScaleRule::kRoundUp, Mxfp4ScaleRule::kCompressedTensors}) {
+    specs.push_back(Mxfp4Spec{rule});
+  }
   for (bool asymmetric : {false, true}) {
     for (int g : {32, 64, 128}) {
       for (DType scale_dtype : {DType::kF16, DType::kBF16}) {

@@ -47,7 +47,7 @@ TEST(Nvfp4, ReproducesTV4ModelOptBytes) {
   EXPECT_EQ(codes, expected);
 
   std::vector<float> restored(64);
-  DequantizeNvfp4RowRef(codes.data(), scales.data(), 64, s, restored.data());
+  DequantizeNvfp4RowRef(codes.data(), scales.data(), 64, s, Nvfp4Producer::kModelOpt, restored.data());
   for (int k = 0; k < 15; ++k) EXPECT_EQ(restored[k], kTV4Row[k]) << k;  // block 0 exact but the last
   EXPECT_EQ(restored[15], 1.75f);
   const float block1[16] = {0, 0.5, 0.5, 1, 1, 2, 2, 3, -0.0f, -0.5, 0, -0.0f, 0, -3, 0.25, -2};
@@ -139,18 +139,57 @@ TEST(Nvfp4, CallerGlobalAmaxSetsTheTensorScale) {
   EXPECT_LT(*std::max_element(shared.block_scales.begin(), shared.block_scales.end()), 0x7E);
 }
 
+// compressed-tensors' arithmetic, worked by hand in BF16 (tests/oracle checks it against PyTorch):
+// 1/5 -> 0.2001953125, · 2688 = 538.125 -> 540; 2688/3 -> 896 both ways; amax 0 overflows -> 1.
+TEST(Nvfp4, CompressedTensorsGlobalScaleRoundsInTheWeightDtype) {
+  EXPECT_EQ(Nvfp4CtGlobalScale(5.0f, DType::kBF16), 540.0f);
+  EXPECT_EQ(Nvfp4CtGlobalScale(5.0f, DType::kF32), (1.0f / 5.0f) * 2688.0f);
+  EXPECT_EQ(Nvfp4CtGlobalScale(3.0f, DType::kBF16), 896.0f);
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) EXPECT_EQ(Nvfp4CtGlobalScale(0.0f, dtype), 1.0f);
+}
+
+// 540 · bf16(5/6) = 540 · 0.83203125 = 449.3 -> clamped to 448 (0x7E); zero and underflowing blocks
+// get 0.125 (0x20); the divisor is e4m3 / gs.
+TEST(Nvfp4, CompressedTensorsBlockScales) {
+  EXPECT_EQ(Nvfp4CtScaleCode(5.0f, 540.0f, DType::kBF16), 0x7E);
+  EXPECT_EQ(Nvfp4CtScaleCode(0.0f, 540.0f, DType::kBF16), 0x20);
+  EXPECT_EQ(Nvfp4CtScaleCode(1e-6f, 540.0f, DType::kBF16), 0x20);
+  EXPECT_EQ(Nvfp4CtScaleCode(1.0f, 6.0f, DType::kF32), 0x38);  // 6 · 1/6 rounds to exactly 1.0
+  EXPECT_EQ(Nvfp4Divisor(0x38, 4.0f, Nvfp4Producer::kCompressedTensors), 0.25f);
+  EXPECT_EQ(Nvfp4Divisor(0x38, 4.0f, Nvfp4Producer::kModelOpt), 4.0f);
+}
+
+TEST(Nvfp4, CompressedTensorsRowRoundTrips) {
+  const std::vector<float> x = Gaussian(256, 21);
+  const QuantizedTensor q = QuantizeRef(Nvfp4Spec{Nvfp4ScaleRule::kAmax, Nvfp4Producer::kCompressedTensors},
+                                        {.data = x.data(), .rows = 2, .cols = 128});
+  float amax = 0.0f;
+  for (float v : x) amax = std::max(amax, std::fabs(v));
+  EXPECT_EQ(q.tensor_scales[0], Nvfp4CtGlobalScale(amax, DType::kF32));
+  const QuantizedTensor modelopt = QuantizeRef(Nvfp4Spec{}, {.data = x.data(), .rows = 2, .cols = 128});
+  const std::vector<float> a = DequantizeRef(q), b = DequantizeRef(modelopt);
+  double err_a = 0, err_b = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    err_a += (a[i] - x[i]) * (a[i] - x[i]);
+    err_b += (b[i] - x[i]) * (b[i] - x[i]);
+  }
+  EXPECT_NEAR(err_a, err_b, 0.05 * err_b);  // same method, rounded differently in a few blocks
+}
+
 // ---- MXFP4 --------------------------------------------------------------------------------------
 
 TEST(Mxfp4, ScaleExponentsMatchTV8) {
-  const struct { float amax; uint8_t ocp, round_up; } cases[] = {
-      {5.0f, 127, 127}, {6.0f, 127, 127}, {6.5f, 127, 128}, {7.0f, 127, 128},
-      {7.5f, 127, 128}, {8.0f, 128, 128}, {0.75f, 124, 124}, {0.001f, 115, 115}};
+  const struct { float amax; uint8_t ocp, round_up, compressed_tensors; } cases[] = {
+      {5.0f, 127, 127, 127}, {6.0f, 127, 127, 127}, {6.5f, 127, 128, 127}, {7.0f, 127, 128, 128},
+      {7.5f, 127, 128, 128}, {8.0f, 128, 128, 128}, {0.75f, 124, 124, 124}, {0.001f, 115, 115, 115}};
   for (const auto& c : cases) {
     EXPECT_EQ(Mxfp4ScaleCode(c.amax, Mxfp4ScaleRule::kOcp), c.ocp) << c.amax;
     EXPECT_EQ(Mxfp4ScaleCode(c.amax, Mxfp4ScaleRule::kRoundUp), c.round_up) << c.amax;
+    EXPECT_EQ(Mxfp4ScaleCode(c.amax, Mxfp4ScaleRule::kCompressedTensors), c.compressed_tensors) << c.amax;
   }
-  EXPECT_EQ(Mxfp4ScaleCode(0.0f, Mxfp4ScaleRule::kOcp), 0);
-  EXPECT_EQ(Mxfp4ScaleCode(0.0f, Mxfp4ScaleRule::kRoundUp), 0);
+  for (Mxfp4ScaleRule rule : {Mxfp4ScaleRule::kOcp, Mxfp4ScaleRule::kRoundUp, Mxfp4ScaleRule::kCompressedTensors}) {
+    EXPECT_EQ(Mxfp4ScaleCode(0.0f, rule), 0);
+  }
   EXPECT_EQ(Mxfp4ScaleCode(3e38f, Mxfp4ScaleRule::kOcp), 127 + 125);
 }
 

@@ -18,20 +18,28 @@ int Float32Exponent(float a) { return static_cast<int>((std::bit_cast<uint32_t>(
 }  // namespace
 
 std::string_view Mxfp4ScaleRuleName(Mxfp4ScaleRule rule) {
-  return rule == Mxfp4ScaleRule::kOcp ? "ocp" : "round-up";
+  switch (rule) {
+    case Mxfp4ScaleRule::kOcp: return "ocp";
+    case Mxfp4ScaleRule::kRoundUp: return "round-up";
+    case Mxfp4ScaleRule::kCompressedTensors: return "compressed-tensors";
+  }
+  return "?";
 }
 
 Mxfp4ScaleRule ParseMxfp4ScaleRule(std::string_view name) {
-  for (Mxfp4ScaleRule rule : {Mxfp4ScaleRule::kOcp, Mxfp4ScaleRule::kRoundUp}) {
+  for (Mxfp4ScaleRule rule : {Mxfp4ScaleRule::kOcp, Mxfp4ScaleRule::kRoundUp, Mxfp4ScaleRule::kCompressedTensors}) {
     if (name == Mxfp4ScaleRuleName(rule)) return rule;
   }
-  Fail(ErrorCode::kInvalidArgument, "[MXFP4 scale rule] got '{}', expected ocp or round-up", name);
+  Fail(ErrorCode::kInvalidArgument, "[MXFP4 scale rule] got '{}', expected ocp, round-up or compressed-tensors", name);
 }
 
 uint8_t Mxfp4ScaleCode(float block_amax, Mxfp4ScaleRule rule) {
   int k;
   if (rule == Mxfp4ScaleRule::kOcp) {
     k = Float32Exponent(block_amax) - kE2M1MaxExponent;
+  } else if (rule == Mxfp4ScaleRule::kCompressedTensors) {
+    // Adding half of the mantissa's top bit carries into the exponent from 1.75 · 2^e up (7.0 -> 8).
+    k = Float32Exponent(std::bit_cast<float>(std::bit_cast<uint32_t>(block_amax) + 0x200000)) - kE2M1MaxExponent;
   } else {
     // Adding 0x7FFFFF to the bits carries into the exponent unless the mantissa is already zero:
     // the next power of two at or above amax/6. Example: 7/6 -> 2 (byte 128), 6/6 -> 1 (127).

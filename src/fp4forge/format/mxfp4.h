@@ -13,9 +13,11 @@ enum class Mxfp4ScaleRule {
   kOcp,      // OCP MX v1.0 / microxcaling / ggml: 2^(floor(log2 amax) - 2); the largest elements
              // may exceed 6 and saturate
   kRoundUp,  // ModelOpt, TensorRT-LLM, triton_kernels ROUND_UP: 2^ceil(log2(amax/6)); never clips
+  kCompressedTensors,  // compressed-tensors (generate_mx_scales): amax rounded to a power of two,
+                       // up from 1.75 · 2^e, then · 2^-2
 };
 
-std::string_view Mxfp4ScaleRuleName(Mxfp4ScaleRule rule);  // "ocp", "round-up"
+std::string_view Mxfp4ScaleRuleName(Mxfp4ScaleRule rule);  // "ocp", "round-up", "compressed-tensors"
 Mxfp4ScaleRule ParseMxfp4ScaleRule(std::string_view name);
 
 // UE8M0 scale byte for a block of this (finite, non-negative) amax. The exponent is clamped to

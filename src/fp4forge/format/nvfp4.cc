@@ -6,11 +6,29 @@
 #include "fp4forge/base/error.h"
 #include "fp4forge/codec/e2m1.h"
 #include "fp4forge/codec/e4m3.h"
+#include "fp4forge/codec/half.h"
 
 namespace fp4forge {
 
 namespace {
 constexpr float kFourOverSixScaleMax = 256.0f;  // FORMATS.md §3.2 "Variants": E4M3_MAX_46
+constexpr uint8_t kCtZeroScaleCode = 0x20;      // 0.125 = finfo(float8_e4m3fn).eps
+
+// x rounded to dtype (to nearest, ties to even), as PyTorch stores the float result of an op.
+float RoundTo(DType dtype, float x) {
+  switch (dtype) {
+    case DType::kBF16: return DecodeBF16(EncodeBF16(x));
+    case DType::kF16: return DecodeF16(EncodeF16(x));
+    case DType::kF32: break;
+  }
+  return x;
+}
+
+float SmallestNormal(DType dtype) { return dtype == DType::kF16 ? 0x1p-14f : 0x1p-126f; }
+
+void EncodeNvfp4Block(const float* x, float divisor, uint8_t* codes) {
+  for (int k = 0; k < kNvfp4BlockSize; k += 2) codes[k / 2] = PackNibbles(EncodeE2M1(x[k] / divisor), EncodeE2M1(x[k + 1] / divisor));
+}
 }  // namespace
 
 std::string_view Nvfp4ScaleRuleName(Nvfp4ScaleRule rule) {
@@ -36,6 +54,22 @@ float Nvfp4TensorScale(float global_amax, Nvfp4ScaleRule rule) {
   if (global_amax == 0.0f) return 1.0f;
   const float scale_max = rule == Nvfp4ScaleRule::kFourOverSix ? kFourOverSixScaleMax : kE4M3Max;
   return global_amax / (kE2M1Max * scale_max);
+}
+
+float Nvfp4Divisor(uint8_t scale_code, float tensor_scalar, Nvfp4Producer producer) {
+  return producer == Nvfp4Producer::kModelOpt ? DecodeE4M3(scale_code) * tensor_scalar
+                                              : DecodeE4M3(scale_code) / tensor_scalar;
+}
+
+float Nvfp4CtGlobalScale(float global_amax, DType dtype) {
+  const float amax = std::max(global_amax, SmallestNormal(dtype));
+  const float gs = RoundTo(dtype, RoundTo(dtype, 1.0f / amax) * (kE4M3Max * kE2M1Max));
+  return std::isfinite(gs) ? gs : 1.0f;
+}
+
+uint8_t Nvfp4CtScaleCode(float block_amax, float global_scale, DType dtype) {
+  const uint8_t code = EncodeE4M3(std::min(global_scale * RoundTo(dtype, block_amax / kE2M1Max), kE4M3Max));
+  return code == 0 ? kCtZeroScaleCode : code;
 }
 
 uint8_t Nvfp4AmaxScaleCode(float block_amax, float tensor_scale, float target) {
@@ -99,17 +133,26 @@ void QuantizeNvfp4RowRef(const float* x, int64_t cols, Nvfp4ScaleRule rule, floa
   for (int64_t b = 0; b < cols / kNvfp4BlockSize; ++b) {
     const float* block = x + b * kNvfp4BlockSize;
     scales[b] = Nvfp4SelectScaleCode(block, rule, tensor_scale);
-    const float d = DecodeE4M3(scales[b]) * tensor_scale;
-    for (int k = 0; k < kNvfp4BlockSize; k += 2) {
-      codes[(b * kNvfp4BlockSize + k) / 2] = PackNibbles(EncodeE2M1(block[k] / d), EncodeE2M1(block[k + 1] / d));
-    }
+    EncodeNvfp4Block(block, Nvfp4Divisor(scales[b], tensor_scale, Nvfp4Producer::kModelOpt), codes + b * kNvfp4BlockSize / 2);
+  }
+}
+
+void QuantizeNvfp4RowCtRef(const float* x, int64_t cols, DType dtype, float global_scale,
+                           uint8_t* codes, uint8_t* scales) {
+  for (int64_t b = 0; b < cols / kNvfp4BlockSize; ++b) {
+    const float* block = x + b * kNvfp4BlockSize;
+    float amax = 0.0f;
+    for (int k = 0; k < kNvfp4BlockSize; ++k) amax = std::max(amax, std::fabs(block[k]));
+    scales[b] = Nvfp4CtScaleCode(amax, global_scale, dtype);
+    EncodeNvfp4Block(block, Nvfp4Divisor(scales[b], global_scale, Nvfp4Producer::kCompressedTensors),
+                     codes + b * kNvfp4BlockSize / 2);
   }
 }
 
 void DequantizeNvfp4RowRef(const uint8_t* codes, const uint8_t* scales, int64_t cols,
-                           float tensor_scale, float* x) {
+                           float tensor_scalar, Nvfp4Producer producer, float* x) {
   for (int64_t k = 0; k < cols; k += 2) {
-    const float d = DecodeE4M3(scales[k / kNvfp4BlockSize]) * tensor_scale;
+    const float d = Nvfp4Divisor(scales[k / kNvfp4BlockSize], tensor_scalar, producer);
     x[k] = DecodeE2M1(LowNibble(codes[k / 2])) * d;
     x[k + 1] = DecodeE2M1(HighNibble(codes[k / 2])) * d;
   }

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "fp4forge/base/dtype.h"
+
 namespace fp4forge {
 
 inline constexpr int kNvfp4BlockSize = 16;
@@ -29,6 +31,28 @@ Nvfp4ScaleRule ParseNvfp4ScaleRule(std::string_view name);  // throws Error(kInv
 // An all-zero tensor (amax 0) gets S = 1; its blocks all decode to zero whatever S is.
 float Nvfp4TensorScale(float global_amax, Nvfp4ScaleRule rule);
 
+// Whose arithmetic a tensor follows, which decides the per-tensor scalar a QuantizedTensor holds
+// and how a block's divisor is formed from it. The bytes differ in a few blocks (FORMATS.md §3.4).
+enum class Nvfp4Producer {
+  kModelOpt,           // scalar S = amax/2688 (weight_scale_2); divisor fl(e4m3(scale) · S)
+  kCompressedTensors,  // scalar gs = 2688/amax (weight_global_scale); divisor fl(e4m3(scale) / gs);
+                       // llm-compressor's amax rule only
+};
+
+// The float32 every element of a block with this scale code is divided by (and multiplied by when
+// dequantizing): fl(e4m3 · S) for ModelOpt, fl(e4m3 / gs) for compressed-tensors.
+float Nvfp4Divisor(uint8_t scale_code, float tensor_scalar, Nvfp4Producer producer);
+
+// llm-compressor's global scale for a tensor (or fused group) of this amax, in the weight's own
+// dtype as PyTorch computes it (generate_gparam): amax clamped to the dtype's smallest normal,
+// gs = dt(dt(1 / amax) · 2688) (PyTorch's scalar / tensor is a reciprocal and a product), then
+// float32; a non-finite result becomes 1.
+float Nvfp4CtGlobalScale(float global_amax, DType dtype);
+
+// llm-compressor's block scale code (calculate_qparams): e4m3(min(fl(gs · dt(amax / 6)), 448));
+// a code of 0 (zero block, or a scale below E4M3's range) becomes 0.125 (0x20).
+uint8_t Nvfp4CtScaleCode(float block_amax, float global_scale, DType dtype);
+
 // Block scale code of ModelOpt's dynamic rule for a block of this amax, mapping it to `target`
 // (6, or 4 for Four Over Six): s = amax / fl(target·S) in float32; a zero block gets 1.0 (0x38);
 // clamp to [2^-9, 448]; round to E4M3, ties to even.
@@ -50,14 +74,17 @@ float Nvfp4BlockSquaredError(const float* x, uint8_t scale_code, float tensor_sc
 // The scale code a rule picks for one block of 16 finite values.
 uint8_t Nvfp4SelectScaleCode(const float* block, Nvfp4ScaleRule rule, float tensor_scale);
 
-// Reference quantizer of one row: cols % 16 == 0, values finite.
+// Reference quantizers of one row: cols % 16 == 0, values finite.
 // codes: [cols/2] bytes, element 2k in the low nibble; scales: [cols/16] E4M3 bytes.
 // Elements are x / fl(e4m3(scale) · S) (a float32 division, as ModelOpt) rounded by EncodeE2M1.
 void QuantizeNvfp4RowRef(const float* x, int64_t cols, Nvfp4ScaleRule rule, float tensor_scale,
                          uint8_t* codes, uint8_t* scales);
+// llm-compressor's: scales by Nvfp4CtScaleCode of values of `dtype`; elements x / Nvfp4Divisor.
+void QuantizeNvfp4RowCtRef(const float* x, int64_t cols, DType dtype, float global_scale,
+                           uint8_t* codes, uint8_t* scales);
 
-// x[k] = e2m1(code_k) · fl(e4m3(scale) · S), the product every consumer computes.
+// x[k] = e2m1(code_k) · Nvfp4Divisor(scale), the product every consumer computes.
 void DequantizeNvfp4RowRef(const uint8_t* codes, const uint8_t* scales, int64_t cols,
-                           float tensor_scale, float* x);
+                           float tensor_scalar, Nvfp4Producer producer, float* x);
 
 }  // namespace fp4forge

@@ -28,7 +28,9 @@ FormatTraits Traits(const QuantSpec& spec) {
   return std::visit(
       Overloaded{
           [](const Nvfp4Spec& s) {
-            return FormatTraits{"nvfp4", std::string(Nvfp4ScaleRuleName(s.rule)), kNvfp4BlockSize, 4.0 + 8.0 / kNvfp4BlockSize};
+            const std::string rule = s.producer == Nvfp4Producer::kModelOpt ? std::string(Nvfp4ScaleRuleName(s.rule))
+                                                                            : "compressed-tensors";
+            return FormatTraits{"nvfp4", rule, kNvfp4BlockSize, 4.0 + 8.0 / kNvfp4BlockSize};
           },
           [](const Mxfp4Spec& s) {
             return FormatTraits{"mxfp4", std::string(Mxfp4ScaleRuleName(s.rule)), kMxfp4BlockSize, 4.0 + 8.0 / kMxfp4BlockSize};
@@ -76,8 +78,11 @@ QuantizedTensor AllocateQuantized(const QuantSpec& spec, int64_t rows, int64_t c
   return q;
 }
 
-void SetTensorScale(QuantizedTensor& q, float amax) {
-  if (const auto* nvfp4 = std::get_if<Nvfp4Spec>(&q.spec)) q.tensor_scales[0] = Nvfp4TensorScale(amax, nvfp4->rule);
+void SetTensorScale(QuantizedTensor& q, float amax, DType input) {
+  if (const auto* nvfp4 = std::get_if<Nvfp4Spec>(&q.spec)) {
+    q.tensor_scales[0] = nvfp4->producer == Nvfp4Producer::kModelOpt ? Nvfp4TensorScale(amax, nvfp4->rule)
+                                                                      : Nvfp4CtGlobalScale(amax, input);
+  }
   if (const auto* fp8 = std::get_if<Fp8Spec>(&q.spec); fp8 && !fp8->per_channel) q.tensor_scales[0] = Fp8Scale(amax);
 }
 
@@ -109,14 +114,19 @@ QuantizedTensor QuantizeRef(const QuantSpec& spec, const ConstMatrixView& x, std
     tensor_amax = std::max(tensor_amax, RowAmax(row.data(), x.cols));
   }
 
-  SetTensorScale(q, global_amax.value_or(tensor_amax));
+  SetTensorScale(q, global_amax.value_or(tensor_amax), x.dtype);
   for (int64_t r = 0; r < x.rows; ++r) {
     LoadRowAsFloat(x, r, row.data());
     std::visit(
         Overloaded{
             [&](const Nvfp4Spec& s) {
-              QuantizeNvfp4RowRef(row.data(), x.cols, s.rule, q.tensor_scales[0], &q.codes[r * half_cols],
-                                  &q.block_scales[r * x.cols / kNvfp4BlockSize]);
+              uint8_t* codes = &q.codes[r * half_cols];
+              uint8_t* scales = &q.block_scales[r * x.cols / kNvfp4BlockSize];
+              if (s.producer == Nvfp4Producer::kModelOpt) {
+                QuantizeNvfp4RowRef(row.data(), x.cols, s.rule, q.tensor_scales[0], codes, scales);
+              } else {
+                QuantizeNvfp4RowCtRef(row.data(), x.cols, x.dtype, q.tensor_scales[0], codes, scales);
+              }
             },
             [&](const Mxfp4Spec& s) {
               QuantizeMxfp4RowRef(row.data(), x.cols, s.rule, &q.codes[r * half_cols],
@@ -149,9 +159,9 @@ void DequantizeRowsRef(const QuantizedTensor& q, int64_t row_begin, int64_t row_
     float* row = &out[r * q.cols];
     std::visit(
         Overloaded{
-            [&](const Nvfp4Spec&) {
+            [&](const Nvfp4Spec& s) {
               DequantizeNvfp4RowRef(&q.codes[r * half_cols], &q.block_scales[r * q.cols / kNvfp4BlockSize], q.cols,
-                                    q.tensor_scales[0], row);
+                                    q.tensor_scales[0], s.producer, row);
             },
             [&](const Mxfp4Spec&) {
               DequantizeMxfp4RowRef(&q.codes[r * half_cols], &q.block_scales[r * q.cols / kMxfp4BlockSize], q.cols, row);

@@ -18,6 +18,7 @@ namespace fp4forge {
 
 struct Nvfp4Spec {
   Nvfp4ScaleRule rule = Nvfp4ScaleRule::kAmax;
+  Nvfp4Producer producer = Nvfp4Producer::kModelOpt;  // kCompressedTensors only with kAmax
 };
 struct Mxfp4Spec {
   Mxfp4ScaleRule rule = Mxfp4ScaleRule::kOcp;
@@ -47,15 +48,16 @@ struct QuantizedTensor {
   std::vector<uint8_t> block_scales;   // NVFP4: E4M3 [rows, cols/16]; MXFP4: UE8M0 [rows, cols/32]
   std::vector<uint16_t> group_scales;  // INT4: f16/bf16 bits [rows, cols/group]
   std::vector<uint8_t> zero_points;    // INT4 asymmetric: [rows, cols/group], one per byte
-  std::vector<float> tensor_scales;    // NVFP4: [1] = S (weight_scale_2); FP8: [1] or [rows]
+  std::vector<float> tensor_scales;    // NVFP4: [1] = S (ModelOpt) or gs (compressed-tensors); FP8: [1] or [rows]
 };
 
 // Empty tensor of the right buffer sizes for `spec` (contents zero).
 QuantizedTensor AllocateQuantized(const QuantSpec& spec, int64_t rows, int64_t cols);
 
-// Sets the per-tensor scalars: NVFP4 S from `amax` (the tensor's, or its fused group's), FP8
-// per-tensor scale from the tensor's amax. Per-channel FP8 scales are set row by row.
-void SetTensorScale(QuantizedTensor& q, float amax);
+// Sets the per-tensor scalars: NVFP4 S or gs from `amax` (the tensor's, or its fused group's) and
+// the input's dtype (compressed-tensors computes gs in it), FP8 per-tensor scale from the tensor's
+// amax. Per-channel FP8 scales are set row by row.
+void SetTensorScale(QuantizedTensor& q, float amax, DType input);
 
 // Reads row `row` of a validated view as float32 (exact for f32, bf16 and f16).
 void LoadRowAsFloat(const ConstMatrixView& x, int64_t row, float* out);

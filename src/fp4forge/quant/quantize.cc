@@ -42,6 +42,11 @@ QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, const 
       Fail(ErrorCode::kInvalidArgument, "[Quantize] INT4 scale dtype f32; expected f16 or bf16");
     }
   }
+  if (const auto* nvfp4 = std::get_if<Nvfp4Spec>(&spec);
+      nvfp4 && nvfp4->producer == Nvfp4Producer::kCompressedTensors && nvfp4->rule != Nvfp4ScaleRule::kAmax) {
+    Fail(ErrorCode::kInvalidArgument, "[Quantize] compressed-tensors' arithmetic exists for the amax rule only, not '{}'",
+         Nvfp4ScaleRuleName(nvfp4->rule));
+  }
   if (x.cols % traits.block_size != 0) {
     Fail(ErrorCode::kInvalidArgument,
          "[Quantize] tensor '{}' has rows of {} elements; {} {} needs a multiple of {} (skip or pad it)", name, x.cols,
