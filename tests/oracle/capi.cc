@@ -58,4 +58,28 @@ int fp4forge_quantize_mxfp4_f32(const float* x, int64_t rows, int64_t cols, int 
   }
 }
 
+// compressed-tensors' NVFP4 (mxfp4 = 0) or MXFP4 (mxfp4 = 1) of a [rows, cols] matrix of dtype
+// 0 = f32, 1 = bf16, 2 = f16. global_scale gets gs (NVFP4). Returns 0, or 1 on a validation error.
+int fp4forge_quantize_ct(const void* x, int dtype, int64_t rows, int64_t cols, int mxfp4, uint8_t* codes,
+                         uint8_t* scales, float* global_scale) {
+  try {
+    const DType dtypes[] = {DType::kF32, DType::kBF16, DType::kF16};
+    const QuantSpec spec = mxfp4 ? QuantSpec{Mxfp4Spec{Mxfp4ScaleRule::kCompressedTensors}}
+                                 : QuantSpec{Nvfp4Spec{Nvfp4ScaleRule::kAmax, Nvfp4Producer::kCompressedTensors}};
+    const QuantizedTensor q = Quantize(spec, {.data = x, .dtype = dtypes[dtype], .rows = rows, .cols = cols});
+    std::copy(q.codes.begin(), q.codes.end(), codes);
+    std::copy(q.block_scales.begin(), q.block_scales.end(), scales);
+    if (!mxfp4) *global_scale = q.tensor_scales[0];
+    return 0;
+  } catch (const Error&) {
+    return 1;
+  }
+}
+
+// out[i] = compressed-tensors' global scale for amax[i] in dtype (0 = f32, 1 = bf16, 2 = f16).
+void fp4forge_ct_global_scale(const float* amax, int64_t n, int dtype, float* out) {
+  const DType dtypes[] = {DType::kF32, DType::kBF16, DType::kF16};
+  std::transform(amax, amax + n, out, [&](float a) { return Nvfp4CtGlobalScale(a, dtypes[dtype]); });
+}
+
 }  // extern "C"

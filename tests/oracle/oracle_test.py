@@ -16,7 +16,8 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from harness import ROOT, check, finish, require  # noqa: E402
 
-ml_dtypes, np, safetensors_torch, torch = require("ml_dtypes", "numpy", "safetensors.torch", "torch")
+ml_dtypes, np, safetensors_torch, torch, _ = require("ml_dtypes", "numpy", "safetensors.torch", "torch",
+                                                     "compressed_tensors")
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import torch_nvfp4  # noqa: E402
 
@@ -136,6 +137,51 @@ for round_up in (False, True):
                                          ptr(codes), ptr(scales))
     ok = rc == 0 and np.array_equal(codes, want_codes.numpy()) and np.array_equal(scales, want_scales.numpy())
     check(f"MXFP4 {'round-up' if round_up else 'ocp'} == torch restatement", bool(ok))
+
+# compressed-tensors' arithmetic against compressed-tensors itself (driven as llm-compressor does).
+sys.path.insert(0, os.path.dirname(__file__))
+import ct_reference  # noqa: E402
+
+DTYPES = [(torch.float32, np.float32), (torch.bfloat16, np.uint16), (torch.float16, np.uint16)]
+for code, (dtype, _) in enumerate(DTYPES):
+    if dtype == torch.float32:  # 50k random positive finite float32 (one call each: ~1 s), then the edges
+        amax = rng.integers(1, 0x7F800000, 50_000, dtype=np.uint32).view(np.float32)
+        amax = np.concatenate([amax, np.float32([0.0, 1e-45, 1.1754944e-38, 3.4028235e38])])
+        values = torch.from_numpy(amax)
+    else:  # every non-negative finite value of the dtype
+        limit = 0x7F80 if dtype == torch.bfloat16 else 0x7C00
+        values = torch.arange(0, limit, dtype=torch.int32).to(torch.int16).view(dtype)
+        amax = values.float().numpy()
+    want = torch.cat([ct_reference.generate_gparam(-v.reshape(1), v.reshape(1)) for v in values]).numpy()
+    got = np.empty_like(amax)
+    lib.fp4forge_ct_global_scale(ptr(amax), ctypes.c_int64(amax.size), ctypes.c_int(code), ptr(got))
+    bad = np.flatnonzero(want.view(np.uint32) != got.view(np.uint32))
+    check(f"compressed-tensors global scale == generate_gparam in {dtype}, {amax.size} amax values", bad.size == 0,
+          f"amax {amax[bad[0]]!r}: want {want[bad[0]]!r} got {got[bad[0]]!r}" if bad.size else "")
+
+for code, (dtype, np_dtype) in enumerate(DTYPES):
+    for rows, cols, seed in [(64, 1024, 5), (33, 96, 6)]:
+        w = torch.from_numpy(hard_matrix(rows, cols, seed)).to(dtype)
+        w[0, 0:3] = torch.tensor([-0.0, 1e-30, -1e-30])  # signed zeros and underflow
+        data = w.numpy() if dtype == torch.float32 else w.view(torch.int16).numpy().view(np.uint16).copy()
+        for mxfp4 in (0, 1):
+            if mxfp4:
+                want_codes, want_scales = ct_reference.quantize_mxfp4(w)
+            else:
+                want_gs = ct_reference.global_scale([w])
+                want_codes, want_scales = ct_reference.quantize_nvfp4(w, want_gs)
+            codes = np.empty((rows, cols // 2), np.uint8)
+            scales = np.empty((rows, cols // (32 if mxfp4 else 16)), np.uint8)
+            gs = ctypes.c_float()
+            rc = lib.fp4forge_quantize_ct(ptr(data), ctypes.c_int(code), ctypes.c_int64(rows), ctypes.c_int64(cols),
+                                          ctypes.c_int(mxfp4), ptr(codes), ptr(scales), ctypes.byref(gs))
+            ok = rc == 0 and np.array_equal(codes, want_codes.numpy()) and np.array_equal(scales, want_scales.numpy())
+            if not mxfp4:
+                ok = ok and np.float32(gs.value) == want_gs.numpy()[0]
+            detail = "" if ok or rc else f"{np.count_nonzero(codes != want_codes.numpy())} code bytes, " \
+                f"{np.count_nonzero(scales != want_scales.numpy())} scale bytes differ"
+            check(f"compressed-tensors {'MXFP4' if mxfp4 else 'NVFP4'} [{rows}, {cols}] {dtype} == compressed-tensors "
+                  "calculate_qparams + compressor", bool(ok), detail)
 
 # A file written by the official safetensors writer is read by fp4forge compare-formats.
 with tempfile.TemporaryDirectory() as tmp:
