@@ -1,4 +1,5 @@
-"""Shared by the Python test scripts that CTest runs: the skip rule and the PASS/FAIL bookkeeping.
+"""Shared by the Python test scripts that CTest runs: the skip rule, the PASS/FAIL bookkeeping, and
+reading checkpoints and measuring the default model's perplexity.
 
 A script imports its oracle packages through require(); when they are missing it exits 77, which
 CTest reports as skipped, unless FP4FORGE_REQUIRE_ORACLES=1 (as in CI), where missing is failure.
@@ -30,3 +31,32 @@ def check(name, ok, detail=""):
 def finish():
     print(f"{_results['passed']} passed, {_results['failed']} failed")
     sys.exit(1 if _results["failed"] else 0)
+
+
+def load_dir(directory):
+    """Every tensor of a checkpoint directory (single or sharded), read by the official reader."""
+    from safetensors.torch import load_file
+    tensors = {}
+    for f in sorted(os.listdir(directory)):
+        if f.startswith("model") and f.endswith(".safetensors"):
+            tensors.update(load_file(os.path.join(directory, f)))
+    return tensors
+
+
+def perplexity(model):
+    """Perplexity of a causal LM on models/eval/kjv-test.txt with the default model's tokenizer, in
+    windows of 256 tokens (as scripts/models/default_model.py evaluate)."""
+    import math
+    import torch
+    import transformers
+    tokenizer = transformers.AutoTokenizer.from_pretrained(os.path.join(ROOT, "models", "default"))
+    text = open(os.path.join(ROOT, "models", "eval", "kjv-test.txt")).read()
+    ids = torch.tensor(tokenizer(text)["input_ids"])
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(ids) - 1, 256):
+            w = ids[i:i + 257].unsqueeze(0)
+            logits = model(input_ids=w[:, :-1]).logits
+            total += torch.nn.functional.cross_entropy(logits[0].float(), w[0, 1:], reduction="sum").item()
+            count += w.shape[1] - 1
+    return math.exp(total / count)

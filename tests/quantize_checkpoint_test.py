@@ -8,14 +8,13 @@ models its corpus.
 Usage: quantize_checkpoint_test.py PATH/TO/fp4forge   (exit 77 = skipped without torch/transformers)
 """
 import json
-import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 
-from harness import ROOT, check, finish, require
+from harness import ROOT, check, finish, load_dir, perplexity, require
 
 safetensors_torch, torch, transformers = require("safetensors.torch", "torch", "transformers")
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -31,14 +30,6 @@ except ImportError:
 
 FP4FORGE = sys.argv[1]
 E2M1 = torch.tensor([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6])
-def load_dir(d):
-    tensors = {}
-    for f in sorted(os.listdir(d)):
-        if f.startswith("model") and f.endswith(".safetensors"):
-            tensors.update(safetensors_torch.load_file(os.path.join(d, f)))
-    return tensors
-
-
 def group_of(name):
     parent, leaf = name[:-len(".weight")].rsplit(".", 1)
     for members in (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"), ("w1", "w3"), ("q_a_proj", "kv_a_proj_with_mqa")):
@@ -210,17 +201,7 @@ with tempfile.TemporaryDirectory() as tmp:
     for k in [k for k in out if k.endswith(".weight_scale_2")]:
         m = k[:-len(".weight_scale_2")]
         state[m + ".weight"].copy_(dequantize(out[m + ".weight"], out[m + ".weight_scale"], out[k]))
-    tokenizer = transformers.AutoTokenizer.from_pretrained(os.path.join(ROOT, "models", "default"))
-    text = open(os.path.join(ROOT, "models", "eval", "kjv-test.txt")).read()
-    ids = torch.tensor(tokenizer(text)["input_ids"])
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(ids) - 1, 256):
-            w = ids[i:i + 257].unsqueeze(0)
-            logits = model(input_ids=w[:, :-1]).logits
-            total += torch.nn.functional.cross_entropy(logits[0], w[0, 1:], reduction="sum").item()
-            count += w.shape[1] - 1
-    ppl = math.exp(total / count)
+    ppl = perplexity(model)
     # BF16 model: 22.58 (docs/MODELS.md); ANCHORS.md §1 has NVFP4 W4A16 RTN at +6% perplexity on
     # Llama-3.1-8B; a 6.8M-parameter model is more sensitive, so up to +25% is accepted.
     check("dequantized NVFP4 default model: held-out perplexity within [22.58, 28.2]", 22.58 <= ppl <= 28.2, f"ppl={ppl:.3f}")

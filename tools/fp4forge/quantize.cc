@@ -31,11 +31,9 @@ struct Options {
 };
 
 void Run(const Options& o) {
-  if (o.format != "modelopt") {
-    Fail(ErrorCode::kUnsupported, "[--format] '{}' is not written yet; expected modelopt", o.format);
-  }
-  if (o.scheme != "nvfp4") Fail(ErrorCode::kUnsupported, "[--scheme] '{}' is not written yet; expected nvfp4", o.scheme);
   QuantizeCheckpointOptions options;
+  options.dialect = ParseCheckpointDialect(o.format);
+  options.scheme = ParseCheckpointScheme(o.scheme);
   options.rule = ParseNvfp4ScaleRule(o.scale);
   for (const std::string& r : o.include) options.selection.include.emplace_back(r);
   for (const std::string& r : o.exclude) options.selection.exclude.emplace_back(r);
@@ -57,9 +55,11 @@ void Run(const Options& o) {
   for (const std::string& w : r.warnings) fmt::print(stderr, "fp4forge: warning: {}\n", w);
   if (!o.quiet) {
     const double s = seconds();
-    fmt::print("{}: {} weights NVFP4 (W4A16, ModelOpt, scale rule {}), {} tensors kept, {} Linear modules excluded\n"
+    const std::string what = options.scheme == CheckpointScheme::kMxfp4 ? "MXFP4 (W4A16, compressed-tensors)"
+                             : fmt::format("NVFP4 (W4A16, {}, scale rule {})", o.format, o.scale);
+    fmt::print("{}: {} weights {}, {} tensors kept, {} Linear modules excluded\n"
                "{:.1f} MB -> {:.1f} MB in {:.2f} s ({:.0f} MB/s)\n",
-               o.out_dir, r.quantized, o.scale, r.kept, r.excluded_modules.size(), r.bytes_in / 1e6, r.bytes_out / 1e6, s,
+               o.out_dir, r.quantized, what, r.kept, r.excluded_modules.size(), r.bytes_in / 1e6, r.bytes_out / 1e6, s,
                r.bytes_in / 1e6 / std::max(s, 1e-9));
   }
 }
@@ -68,12 +68,18 @@ void Run(const Options& o) {
 
 void AddQuantize(CLI::App& app) {
   auto o = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("quantize", "Quantize a Hugging Face checkpoint to NVFP4 (weight-only, W4A16)");
+  CLI::App* cmd = app.add_subcommand("quantize", "Quantize a Hugging Face checkpoint to NVFP4 or MXFP4 (weight-only, W4A16)");
   cmd->add_option("IN_DIR", o->in_dir, "Checkpoint directory (config.json and *.safetensors)")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("OUT_DIR", o->out_dir, "Output directory (must not exist unless --force)")->required();
-  cmd->add_option("--format", o->format, "Checkpoint dialect: modelopt")->capture_default_str();
-  cmd->add_option("--scheme", o->scheme, "Number format: nvfp4")->capture_default_str();
-  cmd->add_option("--scale", o->scale, "NVFP4 block-scale rule: amax (bit-identical to ModelOpt), mse, mse-exhaustive, 4over6")
+  cmd->add_option("--format", o->format,
+                  "Checkpoint dialect: modelopt (vLLM/SGLang --quantization modelopt_fp4, TensorRT-LLM) or "
+                  "compressed-tensors (vLLM, llm-compressor's format)")
+      ->capture_default_str();
+  cmd->add_option("--scheme", o->scheme, "Number format: nvfp4, or mxfp4 (with --format compressed-tensors)")
+      ->capture_default_str();
+  cmd->add_option("--scale", o->scale,
+                  "NVFP4 block-scale rule: amax (bit-identical to the dialect's own tool: ModelOpt or llm-compressor), "
+                  "mse, mse-exhaustive, 4over6")
       ->capture_default_str();
   cmd->add_option("--include", o->include, "Also quantize tensors whose name matches this regex (repeatable)");
   cmd->add_option("--exclude", o->exclude, "Keep tensors whose name matches this regex in high precision (repeatable)");

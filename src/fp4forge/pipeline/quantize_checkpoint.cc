@@ -27,19 +27,59 @@ namespace fs = std::filesystem;
 struct Planned {
   const CheckpointTensor* source;
   bool quantize = false;
-  std::optional<std::string> group;  // fused group key, for quantized weights
+  std::optional<std::string> group;  // fused group key, for NVFP4 weights
 };
 
-// ModelOpt unified HF checkpoint, weight-only NVFP4 (FORMATS.md §4a): per quantized Linear <m>,
-// <m>.weight U8 [N, K/2], <m>.weight_scale F8_E4M3 [N, K/16], <m>.weight_scale_2 F32 [].
-std::vector<TensorSpec> OutputSpecs(const Planned& p) {
+// What one quantized Linear weight becomes in the output, per dialect and scheme.
+struct Layout {
+  CheckpointDialect dialect;
+  CheckpointScheme scheme;
+  Nvfp4ScaleRule rule;
+
+  bool modelopt() const { return dialect == CheckpointDialect::kModelOpt; }
+  int block_size() const { return scheme == CheckpointScheme::kNvfp4 ? kNvfp4BlockSize : kMxfp4BlockSize; }
+
+  QuantSpec Spec() const {
+    if (scheme == CheckpointScheme::kMxfp4) return Mxfp4Spec{Mxfp4ScaleRule::kCompressedTensors};
+    const bool ct_arithmetic = !modelopt() && rule == Nvfp4ScaleRule::kAmax;
+    return Nvfp4Spec{rule, ct_arithmetic ? Nvfp4Producer::kCompressedTensors : Nvfp4Producer::kModelOpt};
+  }
+
+  // ModelOpt (FORMATS.md §4a): <m>.weight U8 [N, K/2], <m>.weight_scale F8_E4M3 [N, K/16],
+  // <m>.weight_scale_2 F32 []. compressed-tensors (§4b): <m>.weight_packed, <m>.weight_scale and,
+  // for NVFP4, <m>.weight_global_scale F32 [1]; MXFP4 scales are U8 [N, K/32].
+  std::vector<TensorSpec> Tensors(const std::string& m, int64_t rows, int64_t cols) const {
+    if (modelopt()) {
+      return {{m + ".weight", "U8", {rows, cols / 2}},
+              {m + ".weight_scale", "F8_E4M3", {rows, cols / kNvfp4BlockSize}},
+              {m + ".weight_scale_2", "F32", {}}};
+    }
+    if (scheme == CheckpointScheme::kMxfp4) {
+      return {{m + ".weight_packed", "U8", {rows, cols / 2}}, {m + ".weight_scale", "U8", {rows, cols / kMxfp4BlockSize}}};
+    }
+    return {{m + ".weight_packed", "U8", {rows, cols / 2}},
+            {m + ".weight_scale", "F8_E4M3", {rows, cols / kNvfp4BlockSize}},
+            {m + ".weight_global_scale", "F32", {1}}};
+  }
+
+  // The bytes of Tensors(), in the same order.
+  void Write(SafetensorsWriter& writer, const std::string& m, const QuantizedTensor& q) const {
+    const std::vector<TensorSpec> specs = Tensors(m, q.rows, q.cols);
+    writer.Write(specs[0].name, q.codes);
+    writer.Write(specs[1].name, q.block_scales);
+    if (specs.size() < 3) return;
+    // compressed-tensors stores the multiplier gs = 1/S; rules other than amax computed S.
+    const auto* nvfp4 = std::get_if<Nvfp4Spec>(&q.spec);
+    const bool reciprocal = !modelopt() && nvfp4->producer == Nvfp4Producer::kModelOpt;
+    const float scalar = reciprocal ? 1.0f / q.tensor_scales[0] : q.tensor_scales[0];
+    writer.Write(specs[2].name, {reinterpret_cast<const uint8_t*>(&scalar), sizeof(scalar)});
+  }
+};
+
+std::vector<TensorSpec> OutputSpecs(const Planned& p, const Layout& layout) {
   const SafetensorsTensor& t = *p.source->tensor;
   if (!p.quantize) return {{t.name, t.dtype, t.shape}};
-  const std::string m = ModuleName(t.name);
-  const int64_t rows = t.shape[0], cols = t.shape[1];
-  return {{m + ".weight", "U8", {rows, cols / 2}},
-          {m + ".weight_scale", "F8_E4M3", {rows, cols / kNvfp4BlockSize}},
-          {m + ".weight_scale_2", "F32", {}}};
+  return layout.Tensors(ModuleName(t.name), t.shape[0], t.shape[1]);
 }
 
 nlohmann::json Producer() { return {{"name", "fp4forge"}, {"version", FP4FORGE_VERSION}}; }
@@ -53,15 +93,42 @@ nlohmann::json HfQuantConfig(const std::vector<std::string>& excluded) {
             {"exclude_modules", excluded}}}};
 }
 
-// config.json quantization_config in ModelOpt's form (FORMATS.md §4a), weights-only group.
-nlohmann::json ConfigQuantization(const std::vector<std::string>& excluded) {
-  const nlohmann::json weights = {{"dynamic", false}, {"num_bits", 4}, {"type", "float"}, {"group_size", kNvfp4BlockSize}};
-  return {{"config_groups", {{"group_0", {{"weights", weights}, {"targets", {"Linear"}}}}}},
+// config.json quantization_config. ModelOpt's form (FORMATS.md §4a), weights-only group; or
+// compressed-tensors' (§4b) as its QuantizationConfig serializes the NVFP4A16 / MXFP4A16 presets,
+// with strategy written out (vLLM's NVFP4 detection needs "tensor_group").
+nlohmann::json ConfigQuantization(const Layout& layout, const std::vector<std::string>& excluded) {
+  if (layout.modelopt()) {
+    const nlohmann::json weights = {{"dynamic", false}, {"num_bits", 4}, {"type", "float"}, {"group_size", kNvfp4BlockSize}};
+    return {{"config_groups", {{"group_0", {{"weights", weights}, {"targets", {"Linear"}}}}}},
+            {"ignore", excluded},
+            {"quant_algo", "W4A16_NVFP4"},
+            {"kv_cache_scheme", nullptr},
+            {"producer", Producer()},
+            {"quant_method", "modelopt"}};
+  }
+  const bool nvfp4 = layout.scheme == CheckpointScheme::kNvfp4;
+  const std::string format = nvfp4 ? "nvfp4-pack-quantized" : "mxfp4-pack-quantized";
+  const nlohmann::json weights = {{"num_bits", 4},
+                                  {"type", "float"},
+                                  {"symmetric", true},
+                                  {"group_size", layout.block_size()},
+                                  {"strategy", nvfp4 ? "tensor_group" : "group"},
+                                  {"dynamic", false},
+                                  {"scale_dtype", nvfp4 ? "torch.float8_e4m3fn" : "torch.uint8"}};
+  return {{"config_groups",
+           {{"group_0",
+             {{"targets", {"Linear"}},
+              {"weights", weights},
+              {"input_activations", nullptr},
+              {"output_activations", nullptr},
+              {"format", format}}}}},
+          {"format", format},
+          {"global_compression_ratio", nullptr},
           {"ignore", excluded},
-          {"quant_algo", "W4A16_NVFP4"},
           {"kv_cache_scheme", nullptr},
           {"producer", Producer()},
-          {"quant_method", "modelopt"}};
+          {"quant_method", "compressed-tensors"},
+          {"quantization_status", "compressed"}};
 }
 
 void WriteJson(const fs::path& path, const nlohmann::json& json) {
@@ -70,15 +137,23 @@ void WriteJson(const fs::path& path, const nlohmann::json& json) {
   if (!out.flush()) Fail(ErrorCode::kIo, "[quantize] cannot write '{}'", path.string());
 }
 
-std::span<const uint8_t> Bytes(const auto& vector) {
-  return {reinterpret_cast<const uint8_t*>(vector.data()), vector.size() * sizeof(vector[0])};
-}
-
 // Jobs waiting for the writer thread: enough to keep it busy while the next tensor is quantized,
 // few enough that memory stays near one tensor's quantized form.
 constexpr size_t kPendingWrites = 2;
 
 }  // namespace
+
+CheckpointDialect ParseCheckpointDialect(const std::string& name) {
+  if (name == "modelopt") return CheckpointDialect::kModelOpt;
+  if (name == "compressed-tensors") return CheckpointDialect::kCompressedTensors;
+  Fail(ErrorCode::kInvalidArgument, "[--format] got '{}', expected modelopt or compressed-tensors", name);
+}
+
+CheckpointScheme ParseCheckpointScheme(const std::string& name) {
+  if (name == "nvfp4") return CheckpointScheme::kNvfp4;
+  if (name == "mxfp4") return CheckpointScheme::kMxfp4;
+  Fail(ErrorCode::kInvalidArgument, "[--scheme] got '{}', expected nvfp4 or mxfp4", name);
+}
 
 int64_t ParseByteSize(const std::string& text) {
   static const std::map<std::string, int64_t> kUnits = {{"", 1}, {"B", 1}, {"KB", 1000}, {"MB", 1000'000},
@@ -96,6 +171,15 @@ int64_t ParseByteSize(const std::string& text) {
 
 QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std::string& out_dir,
                                             const QuantizeCheckpointOptions& options) {
+  const Layout layout{options.dialect, options.scheme, options.rule};
+  if (layout.modelopt() && layout.scheme == CheckpointScheme::kMxfp4) {
+    Fail(ErrorCode::kInvalidArgument, "[quantize] --scheme mxfp4 is written in the compressed-tensors dialect only; "
+         "add --format compressed-tensors");
+  }
+  if (layout.scheme == CheckpointScheme::kMxfp4 && layout.rule != Nvfp4ScaleRule::kAmax) {
+    Fail(ErrorCode::kInvalidArgument, "[quantize] --scale {} is an NVFP4 rule; MXFP4 scales follow compressed-tensors",
+         Nvfp4ScaleRuleName(layout.rule));
+  }
   const fs::path out = fs::absolute(out_dir).lexically_normal();
   if (fs::exists(out) && !options.force) {
     Fail(ErrorCode::kInvalidArgument, "[quantize] '{}' exists; pass --force to replace it", out.string());
@@ -110,13 +194,13 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
     p.source = &t;
     const LinearVerdict verdict = ClassifyTensor(t.tensor->name, t.tensor->shape.size(), options.selection);
     if (verdict == LinearVerdict::kQuantize) {
-      if (!t.tensor->FloatDType() || t.tensor->shape[1] % kNvfp4BlockSize != 0) {
-        report.warnings.push_back(fmt::format("{}: {} {} cannot be NVFP4 (needs F32/BF16/F16 and an input dimension "
-                                              "divisible by 16); kept", t.tensor->name, t.tensor->dtype,
-                                              fmt::join(t.tensor->shape, "x")));
+      if (!t.tensor->FloatDType() || t.tensor->shape[1] % layout.block_size() != 0) {
+        report.warnings.push_back(fmt::format("{}: {} {} cannot be quantized (needs F32/BF16/F16 and an input "
+                                              "dimension divisible by {}); kept", t.tensor->name, t.tensor->dtype,
+                                              fmt::join(t.tensor->shape, "x"), layout.block_size()));
       } else {
         p.quantize = true;
-        p.group = FusedGroupKey(t.tensor->name);
+        if (layout.scheme == CheckpointScheme::kNvfp4) p.group = FusedGroupKey(t.tensor->name);  // MXFP4: no global scale
       }
     }
     if (!p.quantize && verdict != LinearVerdict::kKeep) report.excluded_modules.push_back(ModuleName(t.tensor->name));
@@ -154,7 +238,7 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
     int64_t shard_bytes = 0;
     for (const Planned& p : plan) {
       int64_t bytes = 0;
-      for (const TensorSpec& spec : OutputSpecs(p)) bytes += spec.NumBytes();
+      for (const TensorSpec& spec : OutputSpecs(p, layout)) bytes += spec.NumBytes();
       if (shard_bytes > 0 && shard_bytes + bytes > options.max_shard_bytes) {
         shards.emplace_back();
         shard_bytes = 0;
@@ -176,7 +260,7 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
       const std::string& file = files[shard];
       std::vector<TensorSpec> specs;
       for (const Planned* p : shards[shard]) {
-        for (TensorSpec& s : OutputSpecs(*p)) {
+        for (TensorSpec& s : OutputSpecs(*p, layout)) {
           weight_map[s.name] = file;
           report.bytes_out += s.NumBytes();
           specs.push_back(std::move(s));
@@ -202,13 +286,9 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
             q_options.global_amax = group_amax.at(*p->group);
             q_options.tensor_amax = own_amax.at(p);  // validated in pass 1
           }
-          auto q = std::make_shared<QuantizedTensor>(Quantize(Nvfp4Spec{options.rule}, t.AsMatrix(), q_options));
+          auto q = std::make_shared<QuantizedTensor>(Quantize(layout.Spec(), t.AsMatrix(), q_options));
           source.Release(t);
-          background.Submit([writer, q, m = ModuleName(t.name)] {
-            writer->Write(m + ".weight", q->codes);
-            writer->Write(m + ".weight_scale", q->block_scales);
-            writer->Write(m + ".weight_scale_2", Bytes(q->tensor_scales));
-          });
+          background.Submit([writer, q, layout, m = ModuleName(t.name)] { layout.Write(*writer, m, *q); });
           ++report.quantized;
         }
         report.bytes_in += t.num_bytes;
@@ -222,9 +302,9 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
                 {{"metadata", {{"total_size", report.bytes_out}}}, {"weight_map", weight_map}});
     }
     nlohmann::json config = in.config();
-    config["quantization_config"] = ConfigQuantization(report.excluded_modules);
+    config["quantization_config"] = ConfigQuantization(layout, report.excluded_modules);
     WriteJson(tmp / "config.json", config);
-    WriteJson(tmp / "hf_quant_config.json", HfQuantConfig(report.excluded_modules));
+    if (layout.modelopt()) WriteJson(tmp / "hf_quant_config.json", HfQuantConfig(report.excluded_modules));
     for (const std::string& name : in.other_files()) {
       if (name == "config.json" || name == "hf_quant_config.json") continue;
       fs::copy_file(fs::path(in_dir) / name, tmp / name);

@@ -12,10 +12,21 @@
 
 namespace fp4forge {
 
-enum class CheckpointDialect { kModelOpt };
+// Tensor names, dtypes and configs of the output (FORMATS.md §4a, §4b).
+enum class CheckpointDialect {
+  kModelOpt,           // vLLM/SGLang --quantization modelopt_fp4, TensorRT-LLM: W4A16_NVFP4
+  kCompressedTensors,  // vLLM compressed-tensors: nvfp4-pack-quantized (NVFP4A16), mxfp4-pack-quantized
+};
+enum class CheckpointScheme { kNvfp4, kMxfp4 };  // MXFP4: compressed-tensors only
+
+CheckpointDialect ParseCheckpointDialect(const std::string& name);  // "modelopt", "compressed-tensors"
+CheckpointScheme ParseCheckpointScheme(const std::string& name);    // "nvfp4", "mxfp4"
 
 struct QuantizeCheckpointOptions {
   CheckpointDialect dialect = CheckpointDialect::kModelOpt;
+  CheckpointScheme scheme = CheckpointScheme::kNvfp4;
+  // NVFP4 block scales. kAmax follows the dialect's own producer bit for bit (ModelOpt or
+  // llm-compressor); the other rules use fp4forge's arithmetic, with gs = 1/S for compressed-tensors.
   Nvfp4ScaleRule rule = Nvfp4ScaleRule::kAmax;
   QuantizationSelection selection;
   int threads = 0;
@@ -31,7 +42,7 @@ struct QuantizeCheckpointOptions {
 int64_t ParseByteSize(const std::string& text);
 
 struct QuantizeCheckpointReport {
-  int quantized = 0;  // weights written as NVFP4
+  int quantized = 0;  // weights written quantized
   int kept = 0;       // tensors copied unchanged
   int64_t bytes_in = 0, bytes_out = 0;
   std::vector<std::string> excluded_modules;  // Linear modules left in high precision
