@@ -8,5 +8,6 @@ namespace fp4forge::cli {
 void AddCompareFormats(CLI::App& app);
 void AddQuantize(CLI::App& app);
 void AddInspect(CLI::App& app);
+void AddConvert(CLI::App& app);
 
 }  // namespace fp4forge::cli

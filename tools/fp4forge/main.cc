@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   fp4forge::cli::AddCompareFormats(app);
   fp4forge::cli::AddQuantize(app);
   fp4forge::cli::AddInspect(app);
+  fp4forge::cli::AddConvert(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

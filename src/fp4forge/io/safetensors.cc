@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fp4forge/codec/half.h"
+
 #include "fp4forge/base/error.h"
 
 namespace fp4forge {
@@ -41,6 +43,19 @@ std::optional<DType> SafetensorsTensor::FloatDType() const {
   if (dtype == "BF16") return DType::kBF16;
   if (dtype == "F16") return DType::kF16;
   return std::nullopt;
+}
+
+std::optional<float> SafetensorsTensor::Scalar() const {
+  if (NumElements() != 1) return std::nullopt;
+  if (dtype == "F32") {
+    float value;
+    std::memcpy(&value, data, sizeof(value));
+    return value;
+  }
+  if (dtype != "BF16" && dtype != "F16") return std::nullopt;
+  uint16_t bits;
+  std::memcpy(&bits, data, sizeof(bits));
+  return dtype == "BF16" ? DecodeBF16(bits) : DecodeF16(bits);
 }
 
 ConstMatrixView SafetensorsTensor::AsMatrix() const {

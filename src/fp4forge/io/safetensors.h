@@ -24,6 +24,8 @@ struct SafetensorsTensor {
   std::optional<DType> FloatDType() const;
   // The tensor as a [prod(shape[:-1]), shape[-1]] matrix; throws Error unless FloatDType() and rank >= 1.
   ConstMatrixView AsMatrix() const;
+  // The value of a one-element F32/BF16/F16 tensor (a per-tensor scale); none for anything else.
+  std::optional<float> Scalar() const;
 };
 
 class SafetensorsFile {

@@ -1,6 +1,7 @@
 #include "fp4forge/pipeline/inspect_checkpoint.h"
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -26,24 +27,20 @@ namespace fs = std::filesystem;
 // weights stay far below it, while 2688/amax in place of amax/2688 makes weights of 1e5 and more.
 constexpr double kImplausibleWeight = 1e4;
 
-std::optional<double> Scalar(const SafetensorsTensor& t) {
-  if (t.NumElements() != 1) return std::nullopt;
-  if (t.dtype == "F32") {
-    float v;
-    std::memcpy(&v, t.data, 4);
-    return v;
-  }
-  if (t.dtype == "BF16") {
-    uint16_t v;
-    std::memcpy(&v, t.data, 2);
-    return DecodeBF16(v);
-  }
-  return std::nullopt;
-}
-
 std::string Shape(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
-void CheckModelOptNvfp4(const Checkpoint& c, const nlohmann::json& quant, InspectReport& r) {
+// The tensors of a block-scaled FP4 dialect, per quantized module <m>: <m>.<packed> U8 [N, K/2],
+// <m>.weight_scale [N, K/block] and, for NVFP4, <m>.<global> and (W4A4) <m>.<input>.
+struct Fp4Layout {
+  std::string packed;       // "weight" (ModelOpt) or "weight_packed" (compressed-tensors)
+  std::string global;       // "weight_scale_2" (S) or "weight_global_scale" (gs = 1/S); empty for MXFP4
+  std::string input;        // "input_scale" or "input_global_scale"
+  bool global_is_reciprocal;  // the stored scalar is gs = 2688/amax
+  int block;                // 16 (NVFP4, F8_E4M3 scales) or 32 (MXFP4, U8 E8M0 scales)
+  bool w4a4;                // activations quantized: every module needs <input>
+};
+
+void CheckConfigKeys(const nlohmann::json& quant, InspectReport& r) {
   // Config keys vLLM requires in hf_quant_config.json; SGLang (older) rejects an empty exclude list.
   for (const char* key : {"quant_algo", "kv_cache_quant_algo", "group_size", "exclude_modules"}) {
     if (!quant.contains(key)) {
@@ -59,18 +56,55 @@ void CheckModelOptNvfp4(const Checkpoint& c, const nlohmann::json& quant, Inspec
     r.warnings.push_back({"hf_quant_config.json", "exclude_modules is empty or not a list; older SGLang rejects it",
                           "list at least \"lm_head\""});
   }
-  const bool w4a4 = quant.value("quant_algo", "") == "NVFP4";
+}
 
+// compressed-tensors (FORMATS.md §4b, §5.2, §5.7 item 1): every group as vLLM detects the scheme.
+// Returns whether input activations are quantized from a stored scale (W4A4).
+bool CheckCompressedTensorsConfig(const nlohmann::json& qc, bool nvfp4, InspectReport& r) {
+  auto error = [&](std::string what, std::string fix) { r.errors.push_back({"config.json", std::move(what), std::move(fix)}); };
+  if (qc.value("quantization_status", "") != "compressed") {
+    error(fmt::format("quantization_status is {}; runtimes load only \"compressed\" checkpoints",
+                      qc.contains("quantization_status") ? qc["quantization_status"].dump() : "missing"),
+          "set quantization_status to \"compressed\"");
+  }
+  bool w4a4 = false;
+  const nlohmann::json groups = qc.value("config_groups", nlohmann::json::object());
+  if (groups.empty()) error("quantization_config.config_groups is empty or missing", "describe the weights' scheme");
+  for (const auto& [name, group] : groups.items()) {
+    const nlohmann::json w = group.value("weights", nlohmann::json::object());
+    const nlohmann::json want = {{"num_bits", 4}, {"type", "float"}, {"symmetric", true}, {"group_size", nvfp4 ? 16 : 32},
+                                 {"strategy", nvfp4 ? "tensor_group" : "group"}};
+    for (const auto& [key, value] : want.items()) {
+      if (!w.contains(key) || w[key] != value) {
+        error(fmt::format("config_groups.{}.weights.{} is {}, expected {}; vLLM then does not detect {}", name, key,
+                          w.contains(key) ? w[key].dump() : "missing", value.dump(), nvfp4 ? "NVFP4" : "MXFP4"),
+              fmt::format("write \"{}\": {}", key, value.dump()));
+      }
+    }
+    const nlohmann::json in = group.value("input_activations", nlohmann::json());
+    w4a4 |= in.is_object() && in.value("dynamic", nlohmann::json(false)) != true;
+  }
+  return w4a4;
+}
+
+void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport& r) {
   std::map<std::string, const SafetensorsTensor*> by_name;
   for (const CheckpointTensor& t : c.tensors()) by_name[t.tensor->name] = t.tensor;
+  const std::string packed_suffix = "." + layout.packed;
+  const bool nvfp4 = !layout.global.empty();
   std::map<std::string, std::vector<std::pair<std::string, double>>> group_scales;  // fused group -> (module, S)
   std::map<std::string, std::set<std::string>> group_members, group_quantized;
   for (const CheckpointTensor& ct : c.tensors()) {
     const SafetensorsTensor& t = *ct.tensor;
-    if (auto key = FusedGroupKey(t.name); key && t.name.ends_with(".weight")) group_members[*key].insert(ModuleName(t.name));
+    if (t.name.ends_with(".weight") || t.name.ends_with(packed_suffix)) {
+      const std::string module = t.name.substr(0, t.name.rfind('.'));
+      if (auto key = FusedGroupKey(module + ".weight")) group_members[*key].insert(module);
+    }
     if (!t.name.ends_with(".weight_scale")) continue;
     const std::string m = t.name.substr(0, t.name.size() - 13);
     ++r.quantized_modules;
+    const std::optional<std::string> group = FusedGroupKey(m + ".weight");
+    if (group) group_quantized[*group].insert(m);
     auto need = [&](const std::string& name) -> const SafetensorsTensor* {
       const auto it = by_name.find(name);
       if (it == by_name.end()) {
@@ -79,62 +113,68 @@ void CheckModelOptNvfp4(const Checkpoint& c, const nlohmann::json& quant, Inspec
       }
       return it->second;
     };
-    const SafetensorsTensor* w = need(m + ".weight");
-    const SafetensorsTensor* s2 = need(m + ".weight_scale_2");
-    if (!w || !s2) continue;
-    if (w->dtype != "U8" || w->shape.size() != 2 || t.dtype != "F8_E4M3" || t.shape.size() != 2 ||
-        t.shape[0] != w->shape[0] || t.shape[1] * 8 != w->shape[1]) {
-      r.errors.push_back({m, fmt::format("weight {} {} with weight_scale {} {}; expected U8 [N, K/2] and F8_E4M3 [N, K/16]",
-                                         w->dtype, Shape(w->shape), t.dtype, Shape(t.shape)),
-                          "re-export with block size 16"});
+    const SafetensorsTensor* w = need(m + packed_suffix);
+    const SafetensorsTensor* g = nvfp4 ? need(m + "." + layout.global) : nullptr;
+    if (!w || (nvfp4 && !g)) continue;
+    const std::string scale_dtype = nvfp4 ? "F8_E4M3" : "U8";
+    if (w->dtype != "U8" || w->shape.size() != 2 || t.dtype != scale_dtype || t.shape.size() != 2 ||
+        t.shape[0] != w->shape[0] || t.shape[1] * layout.block / 2 != w->shape[1]) {
+      r.errors.push_back({m, fmt::format("{} {} {} with weight_scale {} {}; expected U8 [N, K/2] and {} [N, K/{}]", layout.packed,
+                                         w->dtype, Shape(w->shape), t.dtype, Shape(t.shape), scale_dtype, layout.block),
+                          fmt::format("re-export with block size {}", layout.block)});
       continue;
     }
-    const std::optional<double> s = Scalar(*s2);
-    if (!s || !std::isfinite(*s) || *s <= 0) {
-      r.errors.push_back({m + ".weight_scale_2", fmt::format("{} {} is not one finite positive scalar", s2->dtype, Shape(s2->shape)),
-                          "store amax/2688 as F32 of shape []"});
-      continue;
-    }
-    // Block scales: no NaN (0x7F), no sign bit.
+    // Block scales: E4M3 no NaN (0x7F) and no sign bit; E8M0 no NaN (0xFF).
+    const uint8_t first_invalid = nvfp4 ? 0x7F : 0xFF;
     int64_t bad = 0, first_bad = -1;
     uint8_t max_code = 0;
     for (int64_t i = 0; i < t.num_bytes; ++i) {
       const uint8_t b = t.data[i];
-      if (b >= 0x7F) {
+      if (b >= first_invalid) {
         if (bad++ == 0) first_bad = i;
       } else {
         max_code = std::max(max_code, b);
       }
     }
     if (bad) {
-      r.errors.push_back({m + ".weight_scale", fmt::format("{} block scales are NaN or negative (first at row {}, block {})", bad,
-                                                           first_bad / t.shape[1], first_bad % t.shape[1]),
+      r.errors.push_back({m + ".weight_scale", fmt::format("{} block scales are NaN{} (first at row {}, block {})", bad,
+                                                           nvfp4 ? " or negative" : "", first_bad / t.shape[1],
+                                                           first_bad % t.shape[1]),
                           "re-quantize the layer"});
     }
-    const double implied_max = DecodeE4M3(max_code) * 6.0 * *s;
+    if (!nvfp4) continue;
+    const std::string global = m + "." + layout.global;
+    const std::optional<float> stored = g->Scalar();
+    if (!stored || !std::isfinite(*stored) || *stored <= 0) {
+      r.errors.push_back({global, fmt::format("{} {} is not one finite positive scalar", g->dtype, Shape(g->shape)),
+                          layout.global_is_reciprocal ? "store 2688/amax as F32 of shape [1]" : "store amax/2688 as F32 of shape []"});
+      continue;
+    }
+    const double s = layout.global_is_reciprocal ? 1.0 / *stored : double{*stored};  // S: dequantized = e2m1 · scale · S
+    const double implied_max = DecodeE4M3(max_code) * 6.0 * s;
     if (implied_max > kImplausibleWeight) {
-      r.errors.push_back({m + ".weight_scale_2",
-                          fmt::format("dequantized weights reach {:.3g}: weight_scale_2 = {:.6g} looks like 2688/amax, the "
-                                      "compressed-tensors direction", implied_max, *s),
-                          fmt::format("store its reciprocal {:.6g} (ModelOpt: amax/2688)", 1.0 / *s)});
+      const char* direction = layout.global_is_reciprocal ? "amax/2688, the ModelOpt direction" : "2688/amax, the compressed-tensors direction";
+      r.errors.push_back({global, fmt::format("dequantized weights reach {:.3g}: {} = {:.6g} looks like {}", implied_max,
+                                              layout.global, *stored, direction),
+                          fmt::format("store its reciprocal {:.6g}", 1.0 / *stored)});
     }
-    if (w4a4 && !by_name.contains(m + ".input_scale")) {
-      r.errors.push_back({m, "input_scale is missing but quant_algo is NVFP4 (W4A4)", "calibrate activations or use W4A16_NVFP4"});
+    const std::string input = m + "." + layout.input;
+    if (layout.w4a4 && !by_name.contains(input)) {
+      r.errors.push_back({m, fmt::format("{} is missing but the config declares quantized activations (W4A4)", layout.input),
+                          "calibrate activations or declare weight-only (W4A16)"});
     }
-    if (!w4a4 && by_name.contains(m + ".input_scale")) {
-      r.warnings.push_back({m, "input_scale present but quant_algo is W4A16_NVFP4", "drop it or declare NVFP4"});
+    if (!layout.w4a4 && by_name.contains(input)) {
+      r.warnings.push_back({m, fmt::format("{} present but the config declares weight-only (W4A16)", layout.input),
+                            "drop it or declare W4A4"});
     }
-    if (auto key = FusedGroupKey(m + ".weight")) {
-      group_scales[*key].push_back({m, *s});
-      group_quantized[*key].insert(m);
-    }
+    if (group) group_scales[*group].push_back({m, s});
   }
   for (const auto& [key, scales] : group_scales) {
     for (const auto& [module, s] : scales) {
       if (s != scales.front().second) {
-        r.errors.push_back({key, fmt::format("fused layers have different weight_scale_2: {} = {:.9g}, {} = {:.9g}; TensorRT-LLM "
-                                             "refuses them and vLLM/SGLang silently use the max", scales.front().first,
-                                             scales.front().second, module, s),
+        r.errors.push_back({key, fmt::format("fused layers have different {}: {} and {} differ ({:.9g} vs {:.9g} as S); "
+                                             "TensorRT-LLM refuses them and vLLM/SGLang silently use the max",
+                                             layout.global, scales.front().first, module, scales.front().second, s),
                             "quantize the group with its joint amax (fp4forge quantize does)"});
         break;
       }
@@ -145,6 +185,64 @@ void CheckModelOptNvfp4(const Checkpoint& c, const nlohmann::json& quant, Inspec
       r.errors.push_back({key, "only some of these fused layers are quantized; vLLM loads a fused layer with one scheme",
                           "quantize or exclude all of them"});
     }
+  }
+}
+
+// gpt-oss / Hugging Face MXFP4 (FORMATS.md §4c): <p>_blocks U8 [..., G, 16] beside <p>_scales U8 [..., G].
+void CheckGptOssMxfp4(const Checkpoint& c, InspectReport& r) {
+  std::map<std::string, const SafetensorsTensor*> by_name;
+  for (const CheckpointTensor& t : c.tensors()) by_name[t.tensor->name] = t.tensor;
+  for (const auto& [name, blocks] : by_name) {
+    if (!name.ends_with("_blocks")) continue;
+    const std::string base = name.substr(0, name.size() - 7);
+    ++r.quantized_modules;
+    const auto it = by_name.find(base + "_scales");
+    if (it == by_name.end()) {
+      r.errors.push_back({base, base + "_scales is missing", "re-export the experts"});
+      continue;
+    }
+    const SafetensorsTensor& scales = *it->second;
+    std::vector<int64_t> expected(blocks->shape.begin(), blocks->shape.end() - (blocks->shape.empty() ? 0 : 1));
+    if (blocks->dtype != "U8" || scales.dtype != "U8" || blocks->shape.size() < 2 || blocks->shape.back() != 16 ||
+        scales.shape != expected) {
+      r.errors.push_back({base, fmt::format("blocks {} {} with scales {} {}; expected U8 [..., G, 16] and U8 [..., G]",
+                                            blocks->dtype, Shape(blocks->shape), scales.dtype, Shape(scales.shape)),
+                          "re-export the experts"});
+      continue;
+    }
+    const int64_t nan = std::count(scales.data, scales.data + scales.num_bytes, uint8_t{0xFF});
+    if (nan) r.errors.push_back({base + "_scales", fmt::format("{} E8M0 scales are NaN (0xFF)", nan), "re-quantize"});
+  }
+}
+
+// FP8 weights: every F8_E4M3 <m>.weight has a finite, positive <m>.weight_scale.
+void CheckFp8(const Checkpoint& c, InspectReport& r) {
+  std::map<std::string, const SafetensorsTensor*> by_name;
+  for (const CheckpointTensor& t : c.tensors()) by_name[t.tensor->name] = t.tensor;
+  for (const auto& [name, t] : by_name) {
+    if (!name.ends_with(".weight") || t->dtype != "F8_E4M3") continue;
+    ++r.quantized_modules;
+    const std::string m = ModuleName(name);
+    const auto it = by_name.find(m + ".weight_scale");
+    if (it == by_name.end()) {
+      r.errors.push_back({m, "weight_scale is missing for an F8_E4M3 weight", "re-export the layer"});
+      continue;
+    }
+    const SafetensorsTensor& s = *it->second;
+    bool ok = s.dtype == "F32" || s.dtype == "BF16";
+    for (int64_t i = 0; ok && i < s.NumElements(); ++i) {
+      float v;
+      if (s.dtype == "F32") {
+        std::memcpy(&v, s.data + 4 * i, 4);
+      } else {
+        uint16_t bits;
+        std::memcpy(&bits, s.data + 2 * i, 2);
+        v = DecodeBF16(bits);
+      }
+      ok = std::isfinite(v) && v > 0;
+    }
+    if (!ok) r.errors.push_back({m + ".weight_scale", fmt::format("{} {}: expected finite positive F32 scales", s.dtype, Shape(s.shape)),
+                                 "re-export the layer"});
   }
 }
 
@@ -159,8 +257,10 @@ InspectReport InspectCheckpoint(const std::string& dir) {
     r.bytes += t.num_bytes;
     bytes_by_dtype[t.dtype] += t.num_bytes;
     // A packed FP4 weight holds two weights per byte; scales are storage, not parameters.
-    const bool packed = t.dtype == "U8" && (t.name.ends_with(".weight") || t.name.ends_with(".weight_packed"));
-    const bool scale = t.name.ends_with("_scale") || t.name.ends_with("_scale_2") || t.name.ends_with("global_scale");
+    const bool packed = t.dtype == "U8" && (t.name.ends_with(".weight") || t.name.ends_with(".weight_packed") ||
+                                            t.name.ends_with("_blocks"));
+    const bool scale = t.name.ends_with("_scale") || t.name.ends_with("_scale_2") || t.name.ends_with("global_scale") ||
+                       t.name.ends_with("_scales");
     if (!scale) r.num_params += packed ? 2 * t.NumElements() : t.NumElements();
   }
 
@@ -180,24 +280,49 @@ InspectReport InspectCheckpoint(const std::string& dir) {
                           "write it (fp4forge quantize does)"});
     }
     if (algo == "NVFP4" || algo == "W4A16_NVFP4") {
-      CheckModelOptNvfp4(c, quant, r);
+      CheckConfigKeys(quant, r);
+      CheckFp4Modules(c, {"weight", "weight_scale_2", "input_scale", false, 16, algo == "NVFP4"}, r);
       r.validated = true;
       r.serve_commands.push_back(fmt::format("vllm serve {} --quantization modelopt_fp4", dir));
       if (algo == "NVFP4") {
         r.serve_commands.push_back(fmt::format("python -m sglang.launch_server --model-path {} --quantization modelopt_fp4", dir));
       }
       r.serve_commands.push_back(fmt::format("trtllm-serve {}", dir));
+    } else if (algo.starts_with("FP8")) {
+      CheckFp8(c, r);
+      r.validated = true;
+      r.serve_commands.push_back(fmt::format("vllm serve {} --quantization modelopt", dir));
     }
   } else if (method == "compressed-tensors") {
-    r.dialect = "compressed-tensors " + qc.value("format", "?");
+    const std::string format = qc.value("format", "?");
+    r.dialect = "compressed-tensors " + format;
+    const bool nvfp4 = format == "nvfp4-pack-quantized";
+    if (nvfp4 || format == "mxfp4-pack-quantized") {
+      const bool w4a4 = CheckCompressedTensorsConfig(qc, nvfp4, r);
+      if (nvfp4) {
+        CheckFp4Modules(c, {"weight_packed", "weight_global_scale", "input_global_scale", true, 16, w4a4}, r);
+      } else {
+        CheckFp4Modules(c, {"weight_packed", "", "", false, 32, false}, r);
+      }
+      r.validated = true;
+      r.serve_commands.push_back(fmt::format("vllm serve {}", dir));
+    } else if (format == "float-quantized" || format == "naive-quantized") {
+      CheckFp8(c, r);
+      r.validated = true;
+      r.serve_commands.push_back(fmt::format("vllm serve {}", dir));
+    }
   } else if (method == "mxfp4") {
     r.dialect = "gpt-oss mxfp4";
+    CheckGptOssMxfp4(c, r);
+    r.validated = true;
+    r.serve_commands.push_back(fmt::format("vllm serve {}", dir));
   } else if (!method.empty()) {
     r.dialect = method;
   }
   if (!method.empty() && !r.validated) {
-    r.warnings.push_back({dir, fmt::format("the checks for '{}' are not implemented yet: only ModelOpt NVFP4 / W4A16_NVFP4 "
-                                           "checkpoints are validated", r.dialect), "none; nothing was checked"});
+    r.warnings.push_back({dir, fmt::format("the checks for '{}' are not implemented: fp4forge validates ModelOpt NVFP4 / "
+                                           "W4A16_NVFP4 / FP8, compressed-tensors NVFP4 / MXFP4 / FP8 and gpt-oss MXFP4",
+                                           r.dialect), "none; nothing was checked"});
   }
   if (method.empty()) {
     const auto dominant = std::max_element(bytes_by_dtype.begin(), bytes_by_dtype.end(),

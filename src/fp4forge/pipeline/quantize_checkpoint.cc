@@ -82,78 +82,11 @@ std::vector<TensorSpec> OutputSpecs(const Planned& p, const Layout& layout) {
   return layout.Tensors(ModuleName(t.name), t.shape[0], t.shape[1]);
 }
 
-nlohmann::json Producer() { return {{"name", "fp4forge"}, {"version", FP4FORGE_VERSION}}; }
-
-// hf_quant_config.json: vLLM requires the keys group_size, kv_cache_quant_algo and
-// exclude_modules; older SGLang rejects an empty exclude_modules (FORMATS.md §5.1, §5.3).
-nlohmann::json HfQuantConfig(const std::vector<std::string>& excluded) {
-  return {{"producer", Producer()},
-          {"quantization",
-           {{"quant_algo", "W4A16_NVFP4"}, {"kv_cache_quant_algo", nullptr}, {"group_size", kNvfp4BlockSize},
-            {"exclude_modules", excluded}}}};
-}
-
-// config.json quantization_config. ModelOpt's form (FORMATS.md §4a), weights-only group; or
-// compressed-tensors' (§4b) as its QuantizationConfig serializes the NVFP4A16 / MXFP4A16 presets,
-// with strategy written out (vLLM's NVFP4 detection needs "tensor_group").
-nlohmann::json ConfigQuantization(const Layout& layout, const std::vector<std::string>& excluded) {
-  if (layout.modelopt()) {
-    const nlohmann::json weights = {{"dynamic", false}, {"num_bits", 4}, {"type", "float"}, {"group_size", kNvfp4BlockSize}};
-    return {{"config_groups", {{"group_0", {{"weights", weights}, {"targets", {"Linear"}}}}}},
-            {"ignore", excluded},
-            {"quant_algo", "W4A16_NVFP4"},
-            {"kv_cache_scheme", nullptr},
-            {"producer", Producer()},
-            {"quant_method", "modelopt"}};
-  }
-  const bool nvfp4 = layout.scheme == CheckpointScheme::kNvfp4;
-  const std::string format = nvfp4 ? "nvfp4-pack-quantized" : "mxfp4-pack-quantized";
-  const nlohmann::json weights = {{"num_bits", 4},
-                                  {"type", "float"},
-                                  {"symmetric", true},
-                                  {"group_size", layout.block_size()},
-                                  {"strategy", nvfp4 ? "tensor_group" : "group"},
-                                  {"dynamic", false},
-                                  {"scale_dtype", nvfp4 ? "torch.float8_e4m3fn" : "torch.uint8"}};
-  return {{"config_groups",
-           {{"group_0",
-             {{"targets", {"Linear"}},
-              {"weights", weights},
-              {"input_activations", nullptr},
-              {"output_activations", nullptr},
-              {"format", format}}}}},
-          {"format", format},
-          {"global_compression_ratio", nullptr},
-          {"ignore", excluded},
-          {"kv_cache_scheme", nullptr},
-          {"producer", Producer()},
-          {"quant_method", "compressed-tensors"},
-          {"quantization_status", "compressed"}};
-}
-
-void WriteJson(const fs::path& path, const nlohmann::json& json) {
-  std::ofstream out(path);
-  out << json.dump(2) << "\n";
-  if (!out.flush()) Fail(ErrorCode::kIo, "[quantize] cannot write '{}'", path.string());
-}
-
 // Jobs waiting for the writer thread: enough to keep it busy while the next tensor is quantized,
 // few enough that memory stays near one tensor's quantized form.
 constexpr size_t kPendingWrites = 2;
 
 }  // namespace
-
-CheckpointDialect ParseCheckpointDialect(const std::string& name) {
-  if (name == "modelopt") return CheckpointDialect::kModelOpt;
-  if (name == "compressed-tensors") return CheckpointDialect::kCompressedTensors;
-  Fail(ErrorCode::kInvalidArgument, "[--format] got '{}', expected modelopt or compressed-tensors", name);
-}
-
-CheckpointScheme ParseCheckpointScheme(const std::string& name) {
-  if (name == "nvfp4") return CheckpointScheme::kNvfp4;
-  if (name == "mxfp4") return CheckpointScheme::kMxfp4;
-  Fail(ErrorCode::kInvalidArgument, "[--scheme] got '{}', expected nvfp4 or mxfp4", name);
-}
 
 int64_t ParseByteSize(const std::string& text) {
   static const std::map<std::string, int64_t> kUnits = {{"", 1}, {"B", 1}, {"KB", 1000}, {"MB", 1000'000},
@@ -169,23 +102,13 @@ int64_t ParseByteSize(const std::string& text) {
   return std::stoll(text.substr(0, digits)) * unit->second;
 }
 
-QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std::string& out_dir,
-                                            const QuantizeCheckpointOptions& options) {
-  const Layout layout{options.dialect, options.scheme, options.rule};
-  if (layout.modelopt() && layout.scheme == CheckpointScheme::kMxfp4) {
-    Fail(ErrorCode::kInvalidArgument, "[quantize] --scheme mxfp4 is written in the compressed-tensors dialect only; "
-         "add --format compressed-tensors");
-  }
-  if (layout.scheme == CheckpointScheme::kMxfp4 && layout.rule != Nvfp4ScaleRule::kAmax) {
-    Fail(ErrorCode::kInvalidArgument, "[quantize] --scale {} is an NVFP4 rule; MXFP4 scales follow compressed-tensors",
-         Nvfp4ScaleRuleName(layout.rule));
-  }
-  const fs::path out = fs::absolute(out_dir).lexically_normal();
-  if (fs::exists(out) && !options.force) {
-    Fail(ErrorCode::kInvalidArgument, "[quantize] '{}' exists; pass --force to replace it", out.string());
-  }
+namespace {
+
+// Quantizes `in_dir` into the empty directory `tmp`.
+void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& layout,
+                  const QuantizeCheckpointOptions& options, QuantizeCheckpointReport& report) {
   const Checkpoint in(in_dir);
-  QuantizeCheckpointReport report;
+
 
   // Plan: what is quantized, and which fused group each quantized weight joins.
   std::vector<Planned> plan;
@@ -228,94 +151,100 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
     p.source->source->Release(t);
   }
 
-  // Pass 2: write the output under a temporary name beside the destination.
-  const fs::path tmp = out.parent_path() / fmt::format(".{}.tmp-{}", out.filename().string(), ::getpid());
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  try {
-    // Output shards: filled greedily in input order, as save_pretrained does.
-    std::vector<std::vector<const Planned*>> shards(1);
-    int64_t shard_bytes = 0;
-    for (const Planned& p : plan) {
-      int64_t bytes = 0;
-      for (const TensorSpec& spec : OutputSpecs(p, layout)) bytes += spec.NumBytes();
-      if (shard_bytes > 0 && shard_bytes + bytes > options.max_shard_bytes) {
-        shards.emplace_back();
-        shard_bytes = 0;
-      }
-      shards.back().push_back(&p);
-      shard_bytes += bytes;
+  // Pass 2: write the output.
+  // Output shards: filled greedily in input order, as save_pretrained does.
+  std::vector<std::vector<const Planned*>> shards(1);
+  int64_t shard_bytes = 0;
+  for (const Planned& p : plan) {
+    int64_t bytes = 0;
+    for (const TensorSpec& spec : OutputSpecs(p, layout)) bytes += spec.NumBytes();
+    if (shard_bytes > 0 && shard_bytes + bytes > options.max_shard_bytes) {
+      shards.emplace_back();
+      shard_bytes = 0;
     }
-    std::vector<std::string> files;
-    for (size_t i = 0; i < shards.size(); ++i) {
-      files.push_back(shards.size() == 1 ? "model.safetensors"
-                                         : fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size()));
-    }
-    const int total = static_cast<int>(plan.size());
-    const int64_t total_bytes = in.weight_bytes();
-    int done = 0;
-    nlohmann::json weight_map = nlohmann::json::object();
-    BackgroundWriter background(kPendingWrites);
-    for (size_t shard = 0; shard < shards.size(); ++shard) {
-      const std::string& file = files[shard];
-      std::vector<TensorSpec> specs;
-      for (const Planned* p : shards[shard]) {
-        for (TensorSpec& s : OutputSpecs(*p, layout)) {
-          weight_map[s.name] = file;
-          report.bytes_out += s.NumBytes();
-          specs.push_back(std::move(s));
-        }
-      }
-      auto writer = std::make_shared<SafetensorsWriter>((tmp / file).string(), specs);
-      for (size_t i = 0; i < shards[shard].size(); ++i) {
-        const Planned* p = shards[shard][i];
-        const SafetensorsTensor& t = *p->source->tensor;
-        const SafetensorsFile& source = *p->source->source;
-        if (p + 1 < plan.data() + plan.size()) (p + 1)->source->source->Prefetch(*(p + 1)->source->tensor);
-        if (!p->quantize) {
-          background.Submit([writer, &t, &source] {
-            writer->Write(t.name, {t.data, static_cast<size_t>(t.num_bytes)});
-            source.Release(t);  // bounded memory: only the tensors at hand stay resident
-          });
-          ++report.kept;
-        } else {
-          QuantizeOptions q_options;
-          q_options.threads = options.threads;
-          q_options.tensor_name = fmt::format("{} ({})", t.name, p->source->file);
-          if (p->group) {
-            q_options.global_amax = group_amax.at(*p->group);
-            q_options.tensor_amax = own_amax.at(p);  // validated in pass 1
-          }
-          auto q = std::make_shared<QuantizedTensor>(Quantize(layout.Spec(), t.AsMatrix(), q_options));
-          source.Release(t);
-          background.Submit([writer, q, layout, m = ModuleName(t.name)] { layout.Write(*writer, m, *q); });
-          ++report.quantized;
-        }
-        report.bytes_in += t.num_bytes;
-        if (options.on_progress) options.on_progress(++done, total, report.bytes_in, total_bytes);
-      }
-      background.Submit([writer] { writer->Finish(); });
-    }
-    background.Drain();
-    if (files.size() > 1) {
-      WriteJson(tmp / "model.safetensors.index.json",
-                {{"metadata", {{"total_size", report.bytes_out}}}, {"weight_map", weight_map}});
-    }
-    nlohmann::json config = in.config();
-    config["quantization_config"] = ConfigQuantization(layout, report.excluded_modules);
-    WriteJson(tmp / "config.json", config);
-    if (layout.modelopt()) WriteJson(tmp / "hf_quant_config.json", HfQuantConfig(report.excluded_modules));
-    for (const std::string& name : in.other_files()) {
-      if (name == "config.json" || name == "hf_quant_config.json") continue;
-      fs::copy_file(fs::path(in_dir) / name, tmp / name);
-    }
-    if (fs::exists(out)) fs::remove_all(out);  // only with --force, checked above
-    fs::rename(tmp, out);
-  } catch (...) {
-    std::error_code ignored;
-    fs::remove_all(tmp, ignored);
-    throw;
+    shards.back().push_back(&p);
+    shard_bytes += bytes;
   }
+  std::vector<std::string> files;
+  for (size_t i = 0; i < shards.size(); ++i) {
+    files.push_back(shards.size() == 1 ? "model.safetensors"
+                                       : fmt::format("model-{:05d}-of-{:05d}.safetensors", i + 1, shards.size()));
+  }
+  const int total = static_cast<int>(plan.size());
+  const int64_t total_bytes = in.weight_bytes();
+  int done = 0;
+  nlohmann::json weight_map = nlohmann::json::object();
+  BackgroundWriter background(kPendingWrites);
+  for (size_t shard = 0; shard < shards.size(); ++shard) {
+    const std::string& file = files[shard];
+    std::vector<TensorSpec> specs;
+    for (const Planned* p : shards[shard]) {
+      for (TensorSpec& s : OutputSpecs(*p, layout)) {
+        weight_map[s.name] = file;
+        report.bytes_out += s.NumBytes();
+        specs.push_back(std::move(s));
+      }
+    }
+    auto writer = std::make_shared<SafetensorsWriter>((tmp / file).string(), specs);
+    for (size_t i = 0; i < shards[shard].size(); ++i) {
+      const Planned* p = shards[shard][i];
+      const SafetensorsTensor& t = *p->source->tensor;
+      const SafetensorsFile& source = *p->source->source;
+      if (p + 1 < plan.data() + plan.size()) (p + 1)->source->source->Prefetch(*(p + 1)->source->tensor);
+      if (!p->quantize) {
+        background.Submit([writer, &t, &source] {
+          writer->Write(t.name, {t.data, static_cast<size_t>(t.num_bytes)});
+          source.Release(t);  // bounded memory: only the tensors at hand stay resident
+        });
+        ++report.kept;
+      } else {
+        QuantizeOptions q_options;
+        q_options.threads = options.threads;
+        q_options.tensor_name = fmt::format("{} ({})", t.name, p->source->file);
+        if (p->group) {
+          q_options.global_amax = group_amax.at(*p->group);
+          q_options.tensor_amax = own_amax.at(p);  // validated in pass 1
+        }
+        auto q = std::make_shared<QuantizedTensor>(Quantize(layout.Spec(), t.AsMatrix(), q_options));
+        source.Release(t);
+        background.Submit([writer, q, layout, m = ModuleName(t.name)] { layout.Write(*writer, m, *q); });
+        ++report.quantized;
+      }
+      report.bytes_in += t.num_bytes;
+      if (options.on_progress) options.on_progress(++done, total, report.bytes_in, total_bytes);
+    }
+    background.Submit([writer] { writer->Finish(); });
+  }
+  background.Drain();
+  if (files.size() > 1) {
+    WriteJson(tmp / "model.safetensors.index.json",
+              {{"metadata", {{"total_size", report.bytes_out}}}, {"weight_map", weight_map}});
+  }
+  nlohmann::json config = in.config();
+  config["quantization_config"] = QuantizationConfig(options.dialect, options.scheme, report.excluded_modules, false);
+  WriteJson(tmp / "config.json", config);
+  if (layout.modelopt()) WriteJson(tmp / "hf_quant_config.json", ModelOptHfQuantConfig(report.excluded_modules, false));
+  for (const std::string& name : in.other_files()) {
+    if (name == "config.json" || name == "hf_quant_config.json") continue;
+    fs::copy_file(fs::path(in_dir) / name, tmp / name);
+  }
+}
+
+}  // namespace
+
+QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std::string& out_dir,
+                                            const QuantizeCheckpointOptions& options) {
+  const Layout layout{options.dialect, options.scheme, options.rule};
+  if (layout.modelopt() && layout.scheme == CheckpointScheme::kMxfp4) {
+    Fail(ErrorCode::kInvalidArgument, "[quantize] --scheme mxfp4 is written in the compressed-tensors dialect only; "
+         "add --format compressed-tensors");
+  }
+  if (layout.scheme == CheckpointScheme::kMxfp4 && layout.rule != Nvfp4ScaleRule::kAmax) {
+    Fail(ErrorCode::kInvalidArgument, "[quantize] --scale {} is an NVFP4 rule; MXFP4 scales follow compressed-tensors",
+         Nvfp4ScaleRuleName(layout.rule));
+  }
+  QuantizeCheckpointReport report;
+  BuildDirectory(out_dir, options.force, [&](const fs::path& tmp) { QuantizeInto(in_dir, tmp, layout, options, report); });
   return report;
 }
 

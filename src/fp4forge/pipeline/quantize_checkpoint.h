@@ -9,18 +9,9 @@
 
 #include "fp4forge/format/nvfp4.h"
 #include "fp4forge/io/hf_names.h"
+#include "fp4forge/pipeline/dialects.h"
 
 namespace fp4forge {
-
-// Tensor names, dtypes and configs of the output (FORMATS.md §4a, §4b).
-enum class CheckpointDialect {
-  kModelOpt,           // vLLM/SGLang --quantization modelopt_fp4, TensorRT-LLM: W4A16_NVFP4
-  kCompressedTensors,  // vLLM compressed-tensors: nvfp4-pack-quantized (NVFP4A16), mxfp4-pack-quantized
-};
-enum class CheckpointScheme { kNvfp4, kMxfp4 };  // MXFP4: compressed-tensors only
-
-CheckpointDialect ParseCheckpointDialect(const std::string& name);  // "modelopt", "compressed-tensors"
-CheckpointScheme ParseCheckpointScheme(const std::string& name);    // "nvfp4", "mxfp4"
 
 struct QuantizeCheckpointOptions {
   CheckpointDialect dialect = CheckpointDialect::kModelOpt;

@@ -1,0 +1,116 @@
+#include "fp4forge/pipeline/dialects.h"
+
+#include <unistd.h>
+
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "fp4forge/base/error.h"
+#include "fp4forge/format/mxfp4.h"
+#include "fp4forge/format/nvfp4.h"
+
+namespace fp4forge {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json Producer() { return {{"name", "fp4forge"}, {"version", FP4FORGE_VERSION}}; }
+
+// compressed-tensors' QuantizationArgs of an FP4 tensor, as its serializer writes the NVFP4 and
+// MXFP4 presets, with strategy written out (vLLM's NVFP4 detection needs "tensor_group").
+nlohmann::json CompressedTensorsArgs(bool nvfp4, bool dynamic_local) {
+  nlohmann::json args = {{"num_bits", 4},
+                         {"type", "float"},
+                         {"symmetric", true},
+                         {"group_size", nvfp4 ? kNvfp4BlockSize : kMxfp4BlockSize},
+                         {"strategy", nvfp4 ? "tensor_group" : "group"},
+                         {"dynamic", false},
+                         {"scale_dtype", nvfp4 ? "torch.float8_e4m3fn" : "torch.uint8"}};
+  if (dynamic_local) {
+    args["dynamic"] = "local";
+    args["observer"] = "static_minmax";
+  }
+  return args;
+}
+
+}  // namespace
+
+CheckpointDialect ParseCheckpointDialect(const std::string& name) {
+  if (name == "modelopt") return CheckpointDialect::kModelOpt;
+  if (name == "compressed-tensors") return CheckpointDialect::kCompressedTensors;
+  Fail(ErrorCode::kInvalidArgument, "[dialect] got '{}', expected modelopt or compressed-tensors", name);
+}
+
+CheckpointScheme ParseCheckpointScheme(const std::string& name) {
+  if (name == "nvfp4") return CheckpointScheme::kNvfp4;
+  if (name == "mxfp4") return CheckpointScheme::kMxfp4;
+  Fail(ErrorCode::kInvalidArgument, "[--scheme] got '{}', expected nvfp4 or mxfp4", name);
+}
+
+nlohmann::json ModelOptHfQuantConfig(const std::vector<std::string>& excluded, bool w4a4) {
+  return {{"producer", Producer()},
+          {"quantization",
+           {{"quant_algo", w4a4 ? "NVFP4" : "W4A16_NVFP4"}, {"kv_cache_quant_algo", nullptr},
+            {"group_size", kNvfp4BlockSize}, {"exclude_modules", excluded}}}};
+}
+
+nlohmann::json QuantizationConfig(CheckpointDialect dialect, CheckpointScheme scheme,
+                                  const std::vector<std::string>& excluded, bool w4a4) {
+  if (dialect == CheckpointDialect::kModelOpt) {
+    nlohmann::json group = {{"weights", {{"dynamic", false}, {"num_bits", 4}, {"type", "float"}, {"group_size", kNvfp4BlockSize}}},
+                            {"targets", {"Linear"}}};
+    if (w4a4) group["input_activations"] = {{"dynamic", false}, {"num_bits", 4}, {"type", "float"}, {"group_size", kNvfp4BlockSize}};
+    return {{"config_groups", {{"group_0", group}}},
+            {"ignore", excluded},
+            {"quant_algo", w4a4 ? "NVFP4" : "W4A16_NVFP4"},
+            {"kv_cache_scheme", nullptr},
+            {"producer", Producer()},
+            {"quant_method", "modelopt"}};
+  }
+  const bool nvfp4 = scheme == CheckpointScheme::kNvfp4;
+  const std::string format = nvfp4 ? "nvfp4-pack-quantized" : "mxfp4-pack-quantized";
+  const nlohmann::json inputs = w4a4 ? CompressedTensorsArgs(nvfp4, true) : nlohmann::json();
+  return {{"config_groups",
+           {{"group_0",
+             {{"targets", {"Linear"}},
+              {"weights", CompressedTensorsArgs(nvfp4, false)},
+              {"input_activations", inputs},
+              {"output_activations", nullptr},
+              {"format", format}}}}},
+          {"format", format},
+          {"global_compression_ratio", nullptr},
+          {"ignore", excluded},
+          {"kv_cache_scheme", nullptr},
+          {"producer", Producer()},
+          {"quant_method", "compressed-tensors"},
+          {"quantization_status", "compressed"}};
+}
+
+void BuildDirectory(const std::string& out_dir, bool force, const std::function<void(const fs::path&)>& build) {
+  const fs::path out = fs::absolute(out_dir).lexically_normal();
+  if (fs::exists(out) && !force) {
+    Fail(ErrorCode::kInvalidArgument, "'{}' exists; pass --force to replace it", out.string());
+  }
+  const fs::path tmp = out.parent_path() / fmt::format(".{}.tmp-{}", out.filename().string(), ::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  try {
+    build(tmp);
+    if (fs::exists(out)) fs::remove_all(out);  // only with force, checked above
+    fs::rename(tmp, out);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw;
+  }
+}
+
+void WriteJson(const fs::path& path, const nlohmann::json& json) {
+  std::ofstream out(path);
+  out << json.dump(2) << "\n";
+  if (!out.flush()) Fail(ErrorCode::kIo, "cannot write '{}'", path.string());
+}
+
+}  // namespace fp4forge

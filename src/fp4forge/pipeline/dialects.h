@@ -1,0 +1,41 @@
+// The checkpoint dialects fp4forge writes, and what each says in its configs (FORMATS.md §4a, §4b,
+// §5.1-5.3). Shared by quantize and convert, so that both write the same configs.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace fp4forge {
+
+enum class CheckpointDialect {
+  kModelOpt,           // vLLM/SGLang --quantization modelopt_fp4, TensorRT-LLM
+  kCompressedTensors,  // vLLM compressed-tensors: nvfp4-pack-quantized, mxfp4-pack-quantized
+};
+enum class CheckpointScheme { kNvfp4, kMxfp4 };  // MXFP4: compressed-tensors only
+
+CheckpointDialect ParseCheckpointDialect(const std::string& name);  // "modelopt", "compressed-tensors"
+CheckpointScheme ParseCheckpointScheme(const std::string& name);    // "nvfp4", "mxfp4"
+
+// hf_quant_config.json of a ModelOpt NVFP4 checkpoint: vLLM requires the keys group_size,
+// kv_cache_quant_algo and exclude_modules; older SGLang rejects an empty exclude_modules.
+nlohmann::json ModelOptHfQuantConfig(const std::vector<std::string>& excluded, bool w4a4);
+
+// config.json "quantization_config" of a dialect. `excluded`: Linear modules left in high
+// precision (ModelOpt exclude_modules / ignore; compressed-tensors ignore: names or "re:" regexes).
+// w4a4: activations quantized with a calibrated global scale (ModelOpt NVFP4, compressed-tensors
+// NVFP4 with dynamic "local" input activations); else weight-only.
+nlohmann::json QuantizationConfig(CheckpointDialect dialect, CheckpointScheme scheme,
+                                  const std::vector<std::string>& excluded, bool w4a4);
+
+// Builds the directory `out_dir` through build(tmp), where tmp is a fresh directory beside it, then
+// renames tmp to out_dir: a failure (thrown by build) leaves no output and no tmp. An existing
+// out_dir is refused (Error kInvalidArgument) unless `force`, before build runs.
+void BuildDirectory(const std::string& out_dir, bool force, const std::function<void(const std::filesystem::path&)>& build);
+
+void WriteJson(const std::filesystem::path& path, const nlohmann::json& json);  // throws Error(kIo)
+
+}  // namespace fp4forge
