@@ -52,6 +52,12 @@ LinearVerdict ClassifyTensor(const std::string& name, size_t rank, const Quantiz
   return LinearVerdict::kKeep;
 }
 
+std::optional<std::string> FusedExpertsModule(const std::string& name, size_t rank) {
+  const size_t experts = name.rfind(".experts.");
+  if (rank != 3 || experts == std::string::npos || EndsWith(name, "_bias") || EndsWith(name, ".bias")) return std::nullopt;
+  return name.substr(0, experts + 8);
+}
+
 std::optional<std::string> FusedGroupKey(const std::string& weight_name) {
   const std::string module = ModuleName(weight_name);
   const size_t dot = module.rfind('.');

@@ -28,6 +28,11 @@ enum class LinearVerdict {
 // towers/projectors and MTP layers are kept. 3-D fused expert tensors are kept for now.
 LinearVerdict ClassifyTensor(const std::string& name, size_t rank, const QuantizationSelection& selection);
 
+// The experts module of a 3-D fused-expert weight (gpt-oss, Llama 4: "...mlp.experts.gate_up_proj"
+// [E, in, out] -> "...mlp.experts"); none for anything else. fp4forge keeps these in high precision
+// for now: the NVFP4 layout runtimes expect for them is not confirmed (FORMATS.md §4a).
+std::optional<std::string> FusedExpertsModule(const std::string& name, size_t rank);
+
 // "model.layers.0.self_attn.q_proj.weight" -> "model.layers.0.self_attn.q_proj".
 std::string ModuleName(const std::string& weight_name);
 

@@ -56,6 +56,9 @@ TEST(HfNames, GroupsFusedSiblings) {
   EXPECT_EQ(FusedGroupKey("model.layers.3.self_attn.v_proj.weight"), FusedGroupKey("model.layers.3.self_attn.q_proj.weight"));
   EXPECT_NE(FusedGroupKey("model.layers.3.self_attn.q_proj.weight"), FusedGroupKey("model.layers.4.self_attn.q_proj.weight"));
   EXPECT_EQ(FusedGroupKey("model.layers.1.mlp.experts.2.up_proj.weight"), "model.layers.1.mlp.experts.2.{gate,up}_proj");
+  EXPECT_EQ(FusedExpertsModule("model.layers.1.mlp.experts.gate_up_proj", 3), "model.layers.1.mlp.experts");
+  EXPECT_EQ(FusedExpertsModule("model.layers.1.mlp.experts.gate_up_proj_bias", 2), std::nullopt);
+  EXPECT_EQ(FusedExpertsModule("model.layers.1.mlp.experts.2.up_proj.weight", 2), std::nullopt);
   EXPECT_EQ(FusedGroupKey("model.layers.1.block_sparse_moe.experts.0.w3.weight"),
             "model.layers.1.block_sparse_moe.experts.0.{w1,w3}");
   EXPECT_EQ(FusedGroupKey("model.layers.1.self_attn.kv_a_proj_with_mqa.weight"),
