@@ -50,6 +50,8 @@ class SafetensorsFile {
   // Asks the kernel to start reading `tensor` from disk now (asynchronously), so that I/O overlaps
   // with work on the tensor before it.
   void Prefetch(const SafetensorsTensor& tensor) const;
+  // Reads `tensor` from disk and maps its pages now (blocking), so that using it takes no page faults.
+  void Load(const SafetensorsTensor& tensor) const;
 
  private:
   std::string path_;

@@ -15,6 +15,7 @@
 #include "fp4forge/io/checkpoint.h"
 #include "fp4forge/io/safetensors_writer.h"
 #include "fp4forge/pipeline/background_writer.h"
+#include "fp4forge/pipeline/read_ahead.h"
 #include "fp4forge/quant/quantize.h"
 
 namespace fp4forge {
@@ -141,25 +142,43 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
   // Older SGLang rejects an empty exclude_modules (FORMATS.md §5.3); naming an absent lm_head is harmless.
   if (report.excluded_modules.empty()) report.excluded_modules.push_back("lm_head");
 
-  // Pass 1: the amax of every fused group (members' amax joined), so that all siblings get one
-  // global scale. Single weights use their own amax inside Quantize.
+  // Reading, on a thread of its own a bounded distance ahead of the quantizer: every tensor once
+  // from disk into the page cache, in order, so that the disk and the cores work at once. A fused
+  // group's members share one global scale from their joint amax, so the first member to be
+  // quantized waits until all of them are in memory.
+  std::vector<int64_t> sizes;
+  std::vector<size_t> needs(plan.size());
+  std::map<std::string, size_t> last_member;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    sizes.push_back(plan[i].source->tensor->num_bytes);
+    if (plan[i].group) last_member[*plan[i].group] = i;
+  }
+  for (size_t i = 0; i < plan.size(); ++i) needs[i] = plan[i].group ? last_member.at(*plan[i].group) : i;
+  constexpr int64_t kReadAheadBytes = int64_t{2} << 30;
+  ReadAhead reader(sizes, needs, kReadAheadBytes, [&](size_t i) {
+    if (i + 1 < plan.size()) plan[i + 1].source->source->Prefetch(*plan[i + 1].source->tensor);
+    const CheckpointTensor& t = *plan[i].source;
+    t.source->Load(*t.tensor);
+    t.source->Release(*t.tensor);  // the pages stay in the page cache, not in this process
+  });
   std::map<std::string, float> group_amax;
   std::map<const Planned*, float> own_amax;
-  std::vector<const Planned*> grouped;
-  for (const Planned& p : plan) {
-    if (p.group) grouped.push_back(&p);
-  }
-  for (size_t i = 0; i < grouped.size(); ++i) {
-    const Planned& p = *grouped[i];
-    if (i + 1 < grouped.size()) grouped[i + 1]->source->source->Prefetch(*grouped[i + 1]->source->tensor);
-    const SafetensorsTensor& t = *p.source->tensor;
-    const float amax = TensorAmax(t.AsMatrix(), options.threads, fmt::format("{} ({})", t.name, p.source->file));
-    group_amax[*p.group] = std::max(group_amax[*p.group], amax);
-    own_amax[&p] = amax;
-    p.source->source->Release(t);
-  }
+  auto joint_amax = [&](const std::string& group) {
+    if (!group_amax.contains(group)) {
+      float amax = 0.0f;
+      for (const Planned& m : plan) {
+        if (m.group != group) continue;
+        const SafetensorsTensor& t = *m.source->tensor;
+        own_amax[&m] = TensorAmax(t.AsMatrix(), options.threads, fmt::format("{} ({})", t.name, m.source->file));
+        amax = std::max(amax, own_amax[&m]);
+        m.source->source->Release(t);
+      }
+      group_amax[group] = amax;
+    }
+    return group_amax.at(group);
+  };
 
-  // Pass 2: write the output.
+  // Writing, tensor by tensor in input order.
   // Output shards: filled greedily in input order, as save_pretrained does.
   std::vector<std::vector<const Planned*>> shards(1);
   int64_t shard_bytes = 0;
@@ -198,7 +217,7 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
       const Planned* p = shards[shard][i];
       const SafetensorsTensor& t = *p->source->tensor;
       const SafetensorsFile& source = *p->source->source;
-      if (p + 1 < plan.data() + plan.size()) (p + 1)->source->source->Prefetch(*(p + 1)->source->tensor);
+      reader.WaitFor(static_cast<size_t>(p - plan.data()));
       if (!p->quantize) {
         background.Submit([writer, &t, &source] {
           writer->Write(t.name, {t.data, static_cast<size_t>(t.num_bytes)});
@@ -210,8 +229,8 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
         q_options.threads = options.threads;
         q_options.tensor_name = fmt::format("{} ({})", t.name, p->source->file);
         if (p->group) {
-          q_options.global_amax = group_amax.at(*p->group);
-          q_options.tensor_amax = own_amax.at(p);  // validated in pass 1
+          q_options.global_amax = joint_amax(*p->group);
+          q_options.tensor_amax = own_amax.at(p);  // validated by TensorAmax
         }
         auto q = std::make_shared<QuantizedTensor>(Quantize(layout.Spec(), t.AsMatrix(), q_options));
         source.Release(t);

@@ -24,7 +24,7 @@ void ReadAhead::WaitFor(size_t i) {
   consumer_ = i;
   changed_.notify_all();
   changed_.wait(lock, [&] { return done_ > needs_[i] || error_; });
-  if (error_) std::rethrow_exception(error_);
+  if (done_ <= needs_[i]) std::rethrow_exception(error_);  // an item it needs failed
 }
 
 void ReadAhead::Run() {

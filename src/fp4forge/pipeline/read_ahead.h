@@ -23,7 +23,7 @@ class ReadAhead {
   ReadAhead(const ReadAhead&) = delete;
   ReadAhead& operator=(const ReadAhead&) = delete;
 
-  // Blocks until items 0..needs[i] are read; rethrows the first error of read().
+  // Blocks until items 0..needs[i] are read; rethrows the error of read() that stops them.
   void WaitFor(size_t i);
 
  private:
