@@ -588,11 +588,16 @@ AmaxResult TensorAmax(const ConstMatrixView& x, int threads) {
 }
 
 QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, float scale_amax, int threads) {
-  QuantizedTensor q = AllocateQuantized(spec, x.rows, x.cols);
-  SetTensorScale(q, scale_amax, x.dtype);
-  ParallelFor(x.rows, ResolveThreads(threads),
-              [&](int64_t begin, int64_t end) { HWY_DYNAMIC_DISPATCH(QuantizeRows)(x, begin, end, q); });
+  QuantizedTensor q;
+  Quantize(spec, x, scale_amax, threads, q);
   return q;
+}
+
+void Quantize(const QuantSpec& spec, const ConstMatrixView& x, float scale_amax, int threads, QuantizedTensor& out) {
+  ResizeQuantized(out, spec, x.rows, x.cols);
+  SetTensorScale(out, scale_amax, x.dtype);
+  ParallelFor(x.rows, ResolveThreads(threads),
+              [&](int64_t begin, int64_t end) { HWY_DYNAMIC_DISPATCH(QuantizeRows)(x, begin, end, out); });
 }
 
 std::vector<float> Dequantize(const QuantizedTensor& q, int threads) {

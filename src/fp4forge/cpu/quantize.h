@@ -19,6 +19,8 @@ AmaxResult TensorAmax(const ConstMatrixView& x, int threads);
 // Same contract as QuantizeRef. `scale_amax` is the amax the per-tensor scale comes from: the
 // tensor's own (TensorAmax), or for NVFP4 its fused group's. `threads` 0 = all hardware threads.
 QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, float scale_amax, int threads);
+// The same into `out`, reusing its buffers (ResizeQuantized).
+void Quantize(const QuantSpec& spec, const ConstMatrixView& x, float scale_amax, int threads, QuantizedTensor& out);
 
 // Same contract as DequantizeRef (the scalar row decoders, run over threads).
 std::vector<float> Dequantize(const QuantizedTensor& q, int threads);

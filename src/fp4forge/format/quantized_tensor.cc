@@ -48,34 +48,33 @@ FormatTraits Traits(const QuantSpec& spec) {
       spec);
 }
 
-QuantizedTensor AllocateQuantized(const QuantSpec& spec, int64_t rows, int64_t cols) {
-  QuantizedTensor q;
+void ResizeQuantized(QuantizedTensor& q, const QuantSpec& spec, int64_t rows, int64_t cols) {
   q.spec = spec;
   q.rows = rows;
   q.cols = cols;
   const size_t n = static_cast<size_t>(rows * cols);
+  size_t codes = n / 2, block_scales = 0, group_scales = 0, zero_points = 0, tensor_scales = 0;
   std::visit(Overloaded{
                  [&](const Nvfp4Spec&) {
-                   q.codes.resize(n / 2);
-                   q.block_scales.resize(n / kNvfp4BlockSize);
-                   q.tensor_scales.resize(1);
+                   block_scales = n / kNvfp4BlockSize;
+                   tensor_scales = 1;
                  },
-                 [&](const Mxfp4Spec&) {
-                   q.codes.resize(n / 2);
-                   q.block_scales.resize(n / kMxfp4BlockSize);
-                 },
+                 [&](const Mxfp4Spec&) { block_scales = n / kMxfp4BlockSize; },
                  [&](const Int4Spec& s) {
-                   q.codes.resize(n / 2);
-                   q.group_scales.resize(n / s.params.group_size);
-                   if (s.params.asymmetric) q.zero_points.resize(n / s.params.group_size);
+                   group_scales = n / s.params.group_size;
+                   if (s.params.asymmetric) zero_points = n / s.params.group_size;
                  },
                  [&](const Fp8Spec& s) {
-                   q.codes.resize(n);
-                   q.tensor_scales.resize(s.per_channel ? rows : 1);
+                   codes = n;
+                   tensor_scales = s.per_channel ? rows : 1;
                  },
              },
              spec);
-  return q;
+  q.codes.resize(codes);
+  q.block_scales.resize(block_scales);
+  q.group_scales.resize(group_scales);
+  q.zero_points.resize(zero_points);
+  q.tensor_scales.resize(tensor_scales);
 }
 
 void SetTensorScale(QuantizedTensor& q, float amax, DType input) {
@@ -104,7 +103,8 @@ void LoadRowAsFloat(const ConstMatrixView& x, int64_t row, float* out) {
 }
 
 QuantizedTensor QuantizeRef(const QuantSpec& spec, const ConstMatrixView& x, std::optional<float> global_amax) {
-  QuantizedTensor q = AllocateQuantized(spec, x.rows, x.cols);
+  QuantizedTensor q;
+  ResizeQuantized(q, spec, x.rows, x.cols);
   std::vector<float> row(x.cols);
   const int64_t half_cols = x.cols / 2;
 

@@ -51,8 +51,10 @@ struct QuantizedTensor {
   std::vector<float> tensor_scales;    // NVFP4: [1] = S (ModelOpt) or gs (compressed-tensors); FP8: [1] or [rows]
 };
 
-// Empty tensor of the right buffer sizes for `spec` (contents zero).
-QuantizedTensor AllocateQuantized(const QuantSpec& spec, int64_t rows, int64_t cols);
+// Sizes q's buffers for `spec` and shape. They keep their capacity (contents unspecified until
+// quantized into), so that quantizing tensor after tensor into one QuantizedTensor allocates no
+// new pages.
+void ResizeQuantized(QuantizedTensor& q, const QuantSpec& spec, int64_t rows, int64_t cols);
 
 // Sets the per-tensor scalars: NVFP4 S or gs from `amax` (the tensor's, or its fused group's) and
 // the input's dtype (compressed-tensors computes gs in it), FP8 per-tensor scale from the tensor's

@@ -196,16 +196,24 @@ SafetensorsFile::~SafetensorsFile() {
   if (mapping_) ::munmap(mapping_, size_);
 }
 
-void SafetensorsFile::Load(const SafetensorsTensor& tensor) const {
+void SafetensorsFile::ReadIntoCache(const SafetensorsTensor& tensor) const {
+  constexpr uintptr_t kStep = uintptr_t{64} << 20;  // mapped at a time: the memory bound stays the caller's
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t begin = reinterpret_cast<uintptr_t>(tensor.data) / page * page;
   const uintptr_t end = reinterpret_cast<uintptr_t>(tensor.data) + tensor.num_bytes;
-  if (end <= begin) return;
-  // One call maps every page (Linux 5.14+); older kernels fault them in one touch at a time.
-  if (::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ) == 0) return;
-  uint8_t sum = 0;
-  for (uintptr_t p = begin; p < end; p += page) sum += *reinterpret_cast<const volatile uint8_t*>(p);
-  static_cast<void>(sum);
+  for (uintptr_t begin = reinterpret_cast<uintptr_t>(tensor.data) / page * page; begin < end; begin += kStep) {
+    void* chunk = reinterpret_cast<void*>(begin);
+    const size_t length = std::min(kStep, end - begin);
+    // One call reads and maps every page (Linux 5.14+); older kernels take a touch per page.
+    if (::madvise(chunk, length, MADV_POPULATE_READ) != 0) {
+      uint8_t sum = 0;
+      for (uintptr_t p = begin; p < begin + length; p += page) sum += *reinterpret_cast<const volatile uint8_t*>(p);
+      static_cast<void>(sum);
+    }
+    // Unmaps only pages wholly inside the tensor: a neighbour's shared edge page may be in use.
+    const uintptr_t first = std::max(begin, (reinterpret_cast<uintptr_t>(tensor.data) + page - 1) / page * page);
+    const uintptr_t last = std::min(begin + length, end / page * page);
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  }
 }
 
 }  // namespace fp4forge

@@ -50,8 +50,9 @@ class SafetensorsFile {
   // Asks the kernel to start reading `tensor` from disk now (asynchronously), so that I/O overlaps
   // with work on the tensor before it.
   void Prefetch(const SafetensorsTensor& tensor) const;
-  // Reads `tensor` from disk and maps its pages now (blocking), so that using it takes no page faults.
-  void Load(const SafetensorsTensor& tensor) const;
+  // Reads `tensor` from disk into the page cache now (blocking), 64 MiB at a time, keeping none of
+  // it mapped in this process (a reader thread ahead of the tensor's user).
+  void ReadIntoCache(const SafetensorsTensor& tensor) const;
 
  private:
   std::string path_;

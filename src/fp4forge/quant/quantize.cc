@@ -27,6 +27,12 @@ void FailOnNonFinite(const ConstMatrixView& x, const std::string& name) {
 }  // namespace
 
 QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, const QuantizeOptions& options) {
+  QuantizedTensor q;
+  Quantize(spec, x, options, q);
+  return q;
+}
+
+void Quantize(const QuantSpec& spec, const ConstMatrixView& x, const QuantizeOptions& options, QuantizedTensor& out) {
   const FormatTraits traits = Traits(spec);
   const std::string& name = options.tensor_name;
   if (x.rows < 1 || x.cols < 1 || x.data == nullptr) {
@@ -71,7 +77,7 @@ QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, const 
     }
   }
   const bool nvfp4 = std::holds_alternative<Nvfp4Spec>(spec);
-  return cpu::Quantize(spec, x, nvfp4 ? options.global_amax.value_or(amax.amax) : amax.amax, options.threads);
+  cpu::Quantize(spec, x, nvfp4 ? options.global_amax.value_or(amax.amax) : amax.amax, options.threads, out);
 }
 
 std::vector<float> Dequantize(const QuantizedTensor& q, int threads) { return cpu::Dequantize(q, threads); }

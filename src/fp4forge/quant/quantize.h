@@ -25,6 +25,8 @@ struct QuantizeOptions {
 // a value is NaN or ±Inf (kInvalidData, naming row and column); the global amax is not finite or
 // below the tensor's amax; FP16 INT4 scales would overflow.
 QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, const QuantizeOptions& options = {});
+// The same into `out`, reusing its buffers: no new pages per tensor when quantizing many.
+void Quantize(const QuantSpec& spec, const ConstMatrixView& x, const QuantizeOptions& options, QuantizedTensor& out);
 
 std::vector<float> Dequantize(const QuantizedTensor& q, int threads = 0);
 
