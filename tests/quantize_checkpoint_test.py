@@ -9,7 +9,9 @@ Usage: quantize_checkpoint_test.py PATH/TO/fp4forge   (exit 77 = skipped without
 """
 import json
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -122,6 +124,16 @@ with tempfile.TemporaryDirectory() as tmp:
     check("a NaN weight: error names tensor, row and column; no output and no temporary directory left",
           run.returncode == 1 and "model.layers.1.mlp.up_proj.weight" in run.stderr and "row 3, column 5" in run.stderr
           and not any(f.startswith("broken-out") or f.startswith(".broken-out") for f in os.listdir(tmp)), run.stderr.strip())
+
+    def full_disk():  # files may not grow past 1 MB: writes then fail with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    run = subprocess.run([FP4FORGE, "quantize", os.path.join(ROOT, "models", "default"), os.path.join(tmp, "full-out"),
+                          "--quiet"], capture_output=True, text=True, preexec_fn=full_disk)
+    check("a full disk: error names the file being written; no output and no temporary directory left",
+          run.returncode == 1 and "model.safetensors" in run.stderr
+          and not any(f.startswith("full-out") or f.startswith(".full-out") for f in os.listdir(tmp)), run.stderr.strip())
 
     # inspect: a good checkpoint is valid; each classic way of breaking one is caught by name.
     def inspect(d):
