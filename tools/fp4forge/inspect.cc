@@ -50,7 +50,7 @@ void Run(const Options& o) {
                                       {"fits", fits}, {"serve_commands", r.serve_commands}}
                                .dump(2));
   } else {
-    fmt::print("{}\n  dialect          {}\n  parameters       {:.3f} M\n  weight bytes     {:.1f} MB ({:.2f} bits per weight)\n"
+    fmt::print("{}\n  dialect           {}\n  parameters        {:.3f} M\n  weight bytes      {:.1f} MB ({:.2f} bits per weight)\n"
                "  quantized modules {}\n  fits (weights + 20% for KV cache):",
                o.dir, r.dialect, r.num_params / 1e6, r.bytes / 1e6, r.bits_per_weight(), r.quantized_modules);
     for (const Gpu& g : kGpus) fmt::print(" {} {}", g.name, r.bytes <= g.gigabytes * 1e9 * kHeadroom ? "yes" : "no");
