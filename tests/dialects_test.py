@@ -15,10 +15,11 @@ import tempfile
 
 from harness import ROOT, check, finish, load_dir, require
 
-safetensors_torch, torch, _ = require("safetensors.torch", "torch", "compressed_tensors")
+safetensors_torch, torch, transformers, _ = require("safetensors.torch", "torch", "transformers", "compressed_tensors")
 from compressed_tensors.entrypoints.convert.converters.modelopt_nvfp4 import ModelOptNvfp4Converter  # noqa: E402
 
 FP4FORGE = sys.argv[1]
+E2M1 = torch.tensor([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6])
 DEFAULT = os.path.join(ROOT, "models", "default")
 
 
@@ -176,6 +177,22 @@ with tempfile.TemporaryDirectory() as tmp:
     check("converted checkpoints are valid in both dialects, configs in the target's form",
           rc_ct == 0 and rc_mo == 0 and report.get("dialect") == "modelopt W4A16_NVFP4"
           and os.path.exists(os.path.join(mo_ct_mo, "hf_quant_config.json")) and not os.path.exists(os.path.join(mo_ct, "hf_quant_config.json")))
+
+    # The peer's reader on the converted checkpoint: transformers + compressed-tensors dequantize
+    # every layer to the ModelOpt checkpoint's weights (code · scale · S), rounded to bf16 as it
+    # does; gs = fl(1/S) may move a product by an ulp before that rounding, never more.
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        mo_ct, dtype=torch.float32,
+        quantization_config=transformers.utils.quantization_config.CompressedTensorsConfig(dequantize=True))
+    state = model.state_dict()
+    worst = 0.0
+    for m in modules:
+        codes = torch.stack([a[m + ".weight"] & 0xF, a[m + ".weight"] >> 4], dim=-1).reshape(a[m + ".weight"].shape[0], -1)
+        values = E2M1[codes.long()].view(codes.shape[0], -1, 16)
+        want = (values * (a[m + ".weight_scale"].float() * a[m + ".weight_scale_2"]).unsqueeze(-1)).reshape(codes.shape[0], -1)
+        worst = max(worst, ((state[m + ".weight"] - want.bfloat16().float()).abs() / want.abs().clamp(min=1e-30)).max().item())
+    check("transformers + compressed-tensors load the converted checkpoint to the ModelOpt weights (bf16, within 1 bf16 ulp)",
+          worst <= 2 ** -7, f"worst relative difference {worst:.3g}")
 
     # compressed-tensors' own converter on the same input (it keeps ModelOpt's zero-block byte and
     # writes 0-dim global scales; everything else must agree).
