@@ -82,7 +82,7 @@ void PrintRows(const std::vector<ComparisonRow>& rows, const Options& options, n
       if (row.anchor) entry["anchor_rel_mse"] = {row.anchor->low, row.anchor->high};
       json.push_back(entry);
     } else {
-      fmt::print("{:<6} {:<16} {:<12} {:>6.3f} {:>9.5f} {:>8.2f} {:>10.3e} {:>8.4f} {:>9.6f}  {}\n", row.traits.format,
+      fmt::print("{:<6} {:<18} {:<12} {:>6.3f} {:>9.5f} {:>8.2f} {:>10.3e} {:>8.4f} {:>9.6f}  {}\n", row.traits.format,
                  row.traits.rule, row.data, row.traits.bits_per_weight, m.relative_mse, m.sqnr_db, m.mse,
                  m.max_abs_error, m.cosine, FormatAnchor(row.anchor, m.relative_mse));
     }
@@ -92,7 +92,7 @@ void PrintRows(const std::vector<ComparisonRow>& rows, const Options& options, n
 void Run(const Options& options) {
   nlohmann::json json = nlohmann::json::array();
   if (!options.json) {
-    fmt::print("{:<6} {:<16} {:<12} {:>6} {:>9} {:>8} {:>10} {:>8} {:>9}  {}\n", "format", "rule", "data", "bits/w",
+    fmt::print("{:<6} {:<18} {:<12} {:>6} {:>9} {:>8} {:>10} {:>8} {:>9}  {}\n", "format", "rule", "data", "bits/w",
                "rel_mse", "sqnr_db", "mse", "max_abs", "cosine", "anchor");
   }
   if (!options.file.empty() || !options.model.empty()) {

@@ -22,6 +22,7 @@ std::optional<Anchor> FindAnchor(const std::string& dist, const FormatTraits& tr
       {"gaussian", "nvfp4", "mse", {0.0066, 0.0066}},
       {"gaussian", "mxfp4", "ocp", {0.0124, 0.0133}},
       {"gaussian", "mxfp4", "round-up", {0.0124, 0.0133}},
+      {"gaussian", "mxfp4", "compressed-tensors", {0.0124, 0.0133}},
       {"gaussian", "int4", "asym-g128-f16", {0.0101, 0.0101}},
       {"laplace", "nvfp4", "amax", {0.0086, 0.0086}},
       {"laplace", "nvfp4", "4over6", {0.0076, 0.0076}},
@@ -44,7 +45,9 @@ std::vector<QuantSpec> ComparedSpecs() {
                               Nvfp4ScaleRule::kMseExhaustive}) {
     specs.push_back(Nvfp4Spec{rule});
   }
-  for (Mxfp4ScaleRule rule : {Mxfp4ScaleRule::kOcp, Mxfp4ScaleRule::kRoundUp}) specs.push_back(Mxfp4Spec{rule});
+  for (Mxfp4ScaleRule rule : {Mxfp4ScaleRule::kOcp, Mxfp4ScaleRule::kRoundUp, Mxfp4ScaleRule::kCompressedTensors}) {
+    specs.push_back(Mxfp4Spec{rule});
+  }
   for (bool asymmetric : {false, true}) {
     for (int group_size : {32, 64, 128}) {
       specs.push_back(Int4Spec{{.group_size = group_size, .asymmetric = asymmetric, .scale_dtype = DType::kF16}});
