@@ -106,7 +106,8 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
       }
     }
     report.modules = static_cast<int>(quantized.size());
-    bool w4a4 = false;
+    bool w4a4 = false;  // activation scales present: W4A4
+    for (const std::string& m : quantized) w4a4 |= by_name.contains(m + "." + src.input);
 
     // Each tensor's name, dtype and shape in the target dialect.
     auto convert_spec = [&](const SafetensorsTensor& t) -> TensorSpec {
@@ -119,10 +120,7 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
       if (!quantized.contains(m)) return {t.name, t.dtype, t.shape};
       if (leaf == src.packed) return {m + "." + dst.packed, t.dtype, t.shape};
       if (leaf == src.global) return {m + "." + dst.global, "F32", dst.scalar_shape};
-      if (leaf == src.input) {
-        w4a4 = true;
-        return {m + "." + dst.input, "F32", dst.scalar_shape};
-      }
+      if (leaf == src.input) return {m + "." + dst.input, "F32", dst.scalar_shape};
       return {t.name, t.dtype, t.shape};
     };
 
