@@ -176,12 +176,12 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
   // quantized waits until all of them are in memory.
   std::vector<int64_t> sizes;
   std::vector<size_t> needs(plan.size());
-  std::map<std::string, size_t> last_member;
+  std::map<std::string, std::vector<size_t>> members;  // fused group -> its tensors, in order
   for (size_t i = 0; i < plan.size(); ++i) {
     sizes.push_back(plan[i].source->tensor->num_bytes);
-    if (plan[i].group) last_member[*plan[i].group] = i;
+    if (plan[i].group) members[*plan[i].group].push_back(i);
   }
-  for (size_t i = 0; i < plan.size(); ++i) needs[i] = plan[i].group ? last_member.at(*plan[i].group) : i;
+  for (size_t i = 0; i < plan.size(); ++i) needs[i] = plan[i].group ? members.at(*plan[i].group).back() : i;
   constexpr int64_t kReadAheadBytes = int64_t{2} << 30;
   ReadAhead reader(sizes, needs, kReadAheadBytes, [&](size_t i) {
     if (i + 1 < plan.size()) plan[i + 1].source->source->Prefetch(*plan[i + 1].source->tensor);
@@ -192,8 +192,8 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
   auto joint_amax = [&](const std::string& group) {
     if (!group_amax.contains(group)) {
       float amax = 0.0f;
-      for (const Planned& m : plan) {
-        if (m.group != group) continue;
+      for (size_t i : members.at(group)) {
+        const Planned& m = plan[i];
         const SafetensorsTensor& t = *m.source->tensor;
         own_amax[&m] = TensorAmax(t.AsMatrix(), options.threads, fmt::format("{} ({})", t.name, m.source->file));
         amax = std::max(amax, own_amax[&m]);
