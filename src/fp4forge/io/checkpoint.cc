@@ -55,12 +55,11 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
     Fail(ErrorCode::kInvalidData, "[checkpoint] '{}' has neither model.safetensors nor {}", dir, kIndex);
   }
 
-  std::set<std::string> seen;
   for (const std::string& file : shard_files) {
     files_.push_back(std::make_unique<SafetensorsFile>((root / file).string()));
     std::set<std::string> in_file;
     for (const SafetensorsTensor& t : files_.back()->tensors()) {
-      if (!seen.insert(t.name).second) {
+      if (!by_name_.emplace(t.name, &t).second) {
         Fail(ErrorCode::kInvalidData, "[checkpoint] tensor '{}' appears in more than one shard ({} too)", t.name, file);
       }
       in_file.insert(t.name);
@@ -79,6 +78,11 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
     if (entry.is_regular_file() && !shards.contains(name) && name != kIndex) other_files_.push_back(name);
   }
   std::sort(other_files_.begin(), other_files_.end());
+}
+
+const SafetensorsTensor* Checkpoint::Find(const std::string& name) const {
+  const auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
 }
 
 int64_t Checkpoint::weight_bytes() const {

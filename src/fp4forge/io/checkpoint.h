@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +29,7 @@ class Checkpoint {
   const std::string& dir() const { return dir_; }
   const nlohmann::json& config() const { return config_; }
   const std::vector<CheckpointTensor>& tensors() const { return tensors_; }  // by shard file, then name
+  const SafetensorsTensor* Find(const std::string& name) const;  // nullptr when absent
   // Every regular file of the directory that is not a weight shard or the index (tokenizer, chat
   // template, generation config, ...), relative names.
   const std::vector<std::string>& other_files() const { return other_files_; }
@@ -38,6 +40,7 @@ class Checkpoint {
   nlohmann::json config_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::vector<CheckpointTensor> tensors_;
+  std::unordered_map<std::string, const SafetensorsTensor*> by_name_;
   std::vector<std::string> other_files_;
 };
 

@@ -72,7 +72,8 @@ std::vector<std::string> IgnoreToExclude(const std::vector<std::string>& ignore,
 }  // namespace
 
 ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& out_dir, CheckpointDialect to, bool force) {
-  const InspectReport inspected = InspectCheckpoint(in_dir);
+  const Checkpoint in(in_dir);
+  const InspectReport inspected = InspectCheckpoint(in);
   if (!inspected.valid()) {
     std::string findings;
     for (const Finding& f : inspected.errors) findings += fmt::format("\n  {}: {} (fix: {})", f.where, f.what, f.fix);
@@ -95,11 +96,8 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
   ConvertReport report;
   report.from = inspected.dialect;
   BuildDirectory(out_dir, force, [&](const fs::path& tmp) {
-    const Checkpoint in(in_dir);
-    std::map<std::string, const SafetensorsTensor*> by_name;
     std::set<std::string> modules, quantized;
     for (const CheckpointTensor& t : in.tensors()) {
-      by_name[t.tensor->name] = t.tensor;
       modules.insert(t.tensor->name.substr(0, t.tensor->name.rfind('.')));
       if (t.tensor->name.ends_with(std::string(".") + src.global)) {
         quantized.insert(t.tensor->name.substr(0, t.tensor->name.rfind('.')));
@@ -107,7 +105,7 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
     }
     report.modules = static_cast<int>(quantized.size());
     bool w4a4 = false;  // activation scales present: W4A4
-    for (const std::string& m : quantized) w4a4 |= by_name.contains(m + "." + src.input);
+    for (const std::string& m : quantized) w4a4 |= in.Find(m + "." + src.input) != nullptr;
 
     // Each tensor's name, dtype and shape in the target dialect.
     auto convert_spec = [&](const SafetensorsTensor& t) -> TensorSpec {
@@ -147,7 +145,7 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
         } else if (quantized.contains(m) && leaf == "weight_scale") {
           // A block whose 16 codes are all +-0 decodes to zero whatever its scale: its scale byte
           // follows the target's convention. Blocks with other scales are kept as they are.
-          const SafetensorsTensor& packed = *by_name.at(m + "." + src.packed);
+          const SafetensorsTensor& packed = *in.Find(m + "." + src.packed);  // validated present
           std::vector<uint8_t> scales(t.data, t.data + t.num_bytes);
           for (size_t b = 0; b < scales.size(); ++b) {
             const uint8_t* codes = packed.data + b * (kNvfp4BlockSize / 2);

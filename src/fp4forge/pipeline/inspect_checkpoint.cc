@@ -88,8 +88,6 @@ bool CheckCompressedTensorsConfig(const nlohmann::json& qc, bool nvfp4, InspectR
 }
 
 void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport& r) {
-  std::map<std::string, const SafetensorsTensor*> by_name;
-  for (const CheckpointTensor& t : c.tensors()) by_name[t.tensor->name] = t.tensor;
   const std::string packed_suffix = "." + layout.packed;
   const bool nvfp4 = !layout.global.empty();
   std::map<std::string, std::vector<std::pair<std::string, double>>> group_scales;  // fused group -> (module, S)
@@ -106,12 +104,9 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport
     const std::optional<std::string> group = FusedGroupKey(m + ".weight");
     if (group) group_quantized[*group].insert(m);
     auto need = [&](const std::string& name) -> const SafetensorsTensor* {
-      const auto it = by_name.find(name);
-      if (it == by_name.end()) {
-        r.errors.push_back({m, fmt::format("{} is missing", name), "re-export the layer (an uncalibrated expert?)"});
-        return nullptr;
-      }
-      return it->second;
+      const SafetensorsTensor* t = c.Find(name);
+      if (!t) r.errors.push_back({m, fmt::format("{} is missing", name), "re-export the layer (an uncalibrated expert?)"});
+      return t;
     };
     const SafetensorsTensor* w = need(m + packed_suffix);
     const SafetensorsTensor* g = nvfp4 ? need(m + "." + layout.global) : nullptr;
@@ -159,11 +154,11 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport
                           fmt::format("store its reciprocal {:.6g}", 1.0 / *stored)});
     }
     const std::string input = m + "." + layout.input;
-    if (layout.w4a4 && !by_name.contains(input)) {
+    if (layout.w4a4 && !c.Find(input)) {
       r.errors.push_back({m, fmt::format("{} is missing but the config declares quantized activations (W4A4)", layout.input),
                           "calibrate activations or declare weight-only (W4A16)"});
     }
-    if (!layout.w4a4 && by_name.contains(input)) {
+    if (!layout.w4a4 && c.Find(input)) {
       r.warnings.push_back({m, fmt::format("{} present but the config declares weight-only (W4A16)", layout.input),
                             "drop it or declare W4A4"});
     }
@@ -190,18 +185,18 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport
 
 // gpt-oss / Hugging Face MXFP4 (FORMATS.md §4c): <p>_blocks U8 [..., G, 16] beside <p>_scales U8 [..., G].
 void CheckGptOssMxfp4(const Checkpoint& c, InspectReport& r) {
-  std::map<std::string, const SafetensorsTensor*> by_name;
-  for (const CheckpointTensor& t : c.tensors()) by_name[t.tensor->name] = t.tensor;
-  for (const auto& [name, blocks] : by_name) {
+  for (const CheckpointTensor& ct : c.tensors()) {
+    const std::string& name = ct.tensor->name;
+    const SafetensorsTensor* blocks = ct.tensor;
     if (!name.ends_with("_blocks")) continue;
     const std::string base = name.substr(0, name.size() - 7);
     ++r.quantized_modules;
-    const auto it = by_name.find(base + "_scales");
-    if (it == by_name.end()) {
+    const SafetensorsTensor* found = c.Find(base + "_scales");
+    if (!found) {
       r.errors.push_back({base, base + "_scales is missing", "re-export the experts"});
       continue;
     }
-    const SafetensorsTensor& scales = *it->second;
+    const SafetensorsTensor& scales = *found;
     std::vector<int64_t> expected(blocks->shape.begin(), blocks->shape.end() - (blocks->shape.empty() ? 0 : 1));
     if (blocks->dtype != "U8" || scales.dtype != "U8" || blocks->shape.size() < 2 || blocks->shape.back() != 16 ||
         scales.shape != expected) {
@@ -217,18 +212,17 @@ void CheckGptOssMxfp4(const Checkpoint& c, InspectReport& r) {
 
 // FP8 weights: every F8_E4M3 <m>.weight has a finite, positive <m>.weight_scale.
 void CheckFp8(const Checkpoint& c, InspectReport& r) {
-  std::map<std::string, const SafetensorsTensor*> by_name;
-  for (const CheckpointTensor& t : c.tensors()) by_name[t.tensor->name] = t.tensor;
-  for (const auto& [name, t] : by_name) {
-    if (!name.ends_with(".weight") || t->dtype != "F8_E4M3") continue;
+  for (const CheckpointTensor& ct : c.tensors()) {
+    const std::string& name = ct.tensor->name;
+    if (!name.ends_with(".weight") || ct.tensor->dtype != "F8_E4M3") continue;
     ++r.quantized_modules;
     const std::string m = ModuleName(name);
-    const auto it = by_name.find(m + ".weight_scale");
-    if (it == by_name.end()) {
+    const SafetensorsTensor* scale = c.Find(m + ".weight_scale");
+    if (!scale) {
       r.errors.push_back({m, "weight_scale is missing for an F8_E4M3 weight", "re-export the layer"});
       continue;
     }
-    const SafetensorsTensor& s = *it->second;
+    const SafetensorsTensor& s = *scale;
     bool ok = s.dtype == "F32" || s.dtype == "BF16";
     for (int64_t i = 0; ok && i < s.NumElements(); ++i) {
       float v;
@@ -248,8 +242,10 @@ void CheckFp8(const Checkpoint& c, InspectReport& r) {
 
 }  // namespace
 
-InspectReport InspectCheckpoint(const std::string& dir) {
-  const Checkpoint c(dir);
+InspectReport InspectCheckpoint(const std::string& dir) { return InspectCheckpoint(Checkpoint(dir)); }
+
+InspectReport InspectCheckpoint(const Checkpoint& c) {
+  const std::string& dir = c.dir();
   InspectReport r;
   std::map<std::string, int64_t> bytes_by_dtype;
   for (const CheckpointTensor& ct : c.tensors()) {

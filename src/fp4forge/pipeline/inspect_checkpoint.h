@@ -8,6 +8,8 @@
 
 namespace fp4forge {
 
+class Checkpoint;
+
 struct Finding {
   std::string where;  // tensor, module or file
   std::string what;   // what is wrong
@@ -29,5 +31,6 @@ struct InspectReport {
 
 // Throws Error when the directory cannot be read as a checkpoint at all.
 InspectReport InspectCheckpoint(const std::string& dir);
+InspectReport InspectCheckpoint(const Checkpoint& checkpoint);
 
 }  // namespace fp4forge
