@@ -14,6 +14,7 @@
 #define HWY_TARGET_INCLUDE "fp4forge/cpu/quantize.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/aligned_allocator.h"
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
 #include <algorithm>
@@ -142,19 +143,17 @@ HWY_INLINE VF E4M3Values(DF df, VI code) {
   return hn::IfThenElse(hn::RebindMask(df, hn::Eq(exponent, hn::Zero(di))), subnormal, normal);
 }
 
-// DecodeE2M1(EncodeE2M1Magnitude(a)) for a >= 0, i.e. a rounded to nearest-even on the grid
-// {0, 0.5, 1, 1.5, 2, 3, 4, 6} with saturation. From 1 up the grid is float32 with one mantissa
-// bit, so rounding the 23-bit mantissa to 1 bit on the integer pattern does it (adding 0x1FFFFF,
-// plus 1 when the kept bit is odd, carries exactly when rounding up; 5.0 -> 4, 5.5 -> 6); below 1
-// the grid has steps of 0.5: round(2a) / 2 (0.25 -> 0, 0.75 -> 1).
+// DecodeE2M1(EncodeE2M1Magnitude(a)) for a >= 0 (not NaN): a rounded to nearest-even on the grid
+// {0, 0.5, 1, 1.5, 2, 3, 4, 6}, saturating. The grid's step is 2^(e-1) in [2^e, 2^(e+1)) for
+// e = 0, 1, 2 and 0.5 below 1; adding M = 1.5 · 2^(22+e) (1.5 · 2^22 below 1) leaves exactly
+// that step as the sum's ulp, so (c + M) - M is the rounding, ties to even, in two exact steps.
 HWY_INLINE VF E2M1Magnitudes(DF df, VF a) {
   const DI di;
   const VF c = hn::Min(a, hn::Set(df, kE2M1Max));
-  const VI bits = hn::BitCast(di, c);
-  const VI rounded = hn::Add(bits, hn::Add(hn::Set(di, 0x1FFFFF), hn::And(hn::ShiftRight<22>(bits), hn::Set(di, 1))));
-  const VF normal = hn::BitCast(df, hn::And(rounded, hn::Set(di, ~0x3FFFFF)));
-  const VF subnormal = hn::Mul(hn::Round(hn::Add(c, c)), hn::Set(df, 0.5f));
-  return hn::IfThenElse(hn::Lt(c, hn::Set(df, 1.0f)), subnormal, normal);
+  const VF magic_below_two = hn::Set(df, 0x1.8p22f);
+  const VF power_of_two = hn::BitCast(df, hn::And(hn::BitCast(di, c), hn::Set(di, 0x7F800000)));  // 2^e
+  const VF magic = hn::Max(magic_below_two, hn::Mul(power_of_two, magic_below_two));
+  return hn::Sub(hn::Add(c, magic), magic);
 }
 
 // Packs the nibbles of 2N elements (c0: elements 0..N-1, c1: N..2N-1) into N bytes, element 2k in
@@ -301,13 +300,11 @@ void EncodeE2M1Blocks(const T* HWY_RESTRICT x, int64_t num_blocks, const uint8_t
       const int64_t i = b * kBlockSize + static_cast<int64_t>(k);
       const auto v = hn::LoadU(db, bits + i);
       const auto magnitude = hn::And(v, magnitude_mask);
-      auto code = hn::Zero(db);
+      // Negative x have the sign bit set; flipping it makes them positive and the rest negative.
+      auto code = hn::And(hn::VecFromMask(db, hn::Gt(hn::Xor(v, sign_bit), hn::Load(db, t + 7 * lanes))), eight);
       for (int j = 0; j < kE2M1MagnitudeThresholds; ++j) {  // each passed threshold adds one (true = -1)
         code = hn::Sub(code, hn::VecFromMask(db, hn::Gt(magnitude, hn::Load(db, t + j * lanes))));
       }
-      // Negative x have the sign bit set; flipping it makes them positive and the rest negative.
-      const auto negative = hn::Gt(hn::Xor(v, sign_bit), hn::Load(db, t + 7 * lanes));
-      code = hn::Or(code, hn::And(hn::VecFromMask(db, negative), eight));
       // A wide lane holds (even, odd); shifting the odd code down to bits 4..7 packs the byte.
       const auto pair = hn::BitCast(dw, code);
       const auto packed = hn::Or(pair, hn::ShiftRight<8 * sizeof(Bits) - 4>(pair));
@@ -317,13 +314,25 @@ void EncodeE2M1Blocks(const T* HWY_RESTRICT x, int64_t num_blocks, const uint8_t
 #endif
 }
 
+// Asks for the n elements after x[0, n) (the next chunk: rows are contiguous) while x is worked on;
+// the kernels' first pass over a chunk otherwise waits for memory (~10% of the NVFP4 kernel).
+template <typename T>
+void PrefetchNextChunk(const T* x, int64_t n) {
+  const uint8_t* next = reinterpret_cast<const uint8_t*>(x + n);
+  for (int64_t i = 0; i < n * static_cast<int64_t>(sizeof(T)); i += 64) hwy::Prefetch(next + i);
+}
+
 // Row-chunk drivers: hand `chunk_fn(row, col, values, n)` each chunk of each row, as stored
 // (ForEachRawChunk) or converted to float32 (ForEachChunk); chunks are multiples of every block size.
 template <typename T, typename ChunkFn>
 void ForEachRawChunk(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, ChunkFn&& chunk_fn) {
   for (int64_t r = row_begin; r < row_end; ++r) {
     const T* row = reinterpret_cast<const T*>(x.RowBytes(r));
-    for (int64_t c = 0; c < x.cols; c += kChunk) chunk_fn(r, c, row + c, std::min(kChunk, x.cols - c));
+    for (int64_t c = 0; c < x.cols; c += kChunk) {
+      const int64_t n = std::min(kChunk, x.cols - c);
+      PrefetchNextChunk(row + c, n);
+      chunk_fn(r, c, row + c, n);
+    }
   }
 }
 
@@ -360,18 +369,18 @@ HWY_INLINE VI AmaxScaleCodes(DF df, VF block_amax, float target_times_scale) {
   return E4M3Codes(df, s);
 }
 
-// Nvfp4BlockSquaredError with one block per lane; columns[k * N + lane] = |element k| of that
-// block. Works on |x|: the error of -x is the negated error of x, so the squares are the same bits.
+// Nvfp4BlockSquaredError with one block per lane; columns[k * N + lane] = |element k| of that block.
 HWY_INLINE VF SquaredErrors(DF df, const float* HWY_RESTRICT columns, VI code, float tensor_scale) {
   const size_t lanes = hn::Lanes(df);
   const VF d = hn::Mul(E4M3Values(df, code), hn::Set(df, tensor_scale));
+  const VF r = hn::Min(hn::Div(hn::Set(df, 1.0f), d), hn::Set(df, std::numeric_limits<float>::max()));
   VF sse = hn::Zero(df);
   for (int k = 0; k < kNvfp4BlockSize; ++k) {
-    const VF a = hn::Load(df, columns + k * lanes);
-    const VF err = hn::Sub(hn::Mul(E2M1Magnitudes(df, hn::Div(a, d)), d), a);
+    const VF q = hn::Mul(hn::Load(df, columns + k * lanes), r);
+    const VF err = hn::Sub(E2M1Magnitudes(df, q), q);
     sse = hn::Add(sse, hn::Mul(err, err));
   }
-  return sse;
+  return hn::Mul(sse, hn::Mul(d, d));
 }
 
 // Nvfp4SelectScaleCode for N consecutive blocks at once (lane = block), given their amax codes.

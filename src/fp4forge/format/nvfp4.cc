@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "fp4forge/base/error.h"
 #include "fp4forge/codec/e2m1.h"
@@ -103,12 +104,14 @@ Nvfp4Candidates Nvfp4ScaleCandidates(float block_amax, float tensor_scale, Nvfp4
 
 float Nvfp4BlockSquaredError(const float* x, uint8_t scale_code, float tensor_scale) {
   const float d = DecodeE4M3(scale_code) * tensor_scale;
+  const float r = std::min(1.0f / d, std::numeric_limits<float>::max());  // never 0 · Inf below
   float sse = 0.0f;
   for (int k = 0; k < kNvfp4BlockSize; ++k) {
-    const float err = DecodeE2M1(EncodeE2M1(x[k] / d)) * d - x[k];
+    const float q = std::fabs(x[k]) * r;
+    const float err = DecodeE2M1(EncodeE2M1Magnitude(q)) - q;
     sse += err * err;
   }
-  return sse;
+  return sse * (d * d);
 }
 
 uint8_t Nvfp4SelectScaleCode(const float* block, Nvfp4ScaleRule rule, float tensor_scale) {

@@ -67,8 +67,13 @@ struct Nvfp4Candidates {
 };
 Nvfp4Candidates Nvfp4ScaleCandidates(float block_amax, float tensor_scale, Nvfp4ScaleRule rule);
 
-// Sum of squared errors of quantizing 16 values with this block scale code, accumulated in float32
-// in element order: sum_k (e2m1(x_k / d) · d - x_k)^2 with d = fl(e4m3(code) · S).
+// The search rules' measure of a block scale code: the squared error of 16 values on its grid,
+// summed in float32 in element order in units of the grid step and scaled once:
+//   d = fl(e4m3(code) · S), r = fl(1 / d) (at most FLT_MAX), q_k = fl(|x_k| · r),
+//   sse = sum_k (e2m1(q_k) - q_k)^2, result fl(sse · fl(d · d)).
+// Multiplying by r where the encoder divides by d can round q_k to the other side of a tie only
+// when |x_k| / d is within an ulp of it, where both choices err alike; it spares the search a
+// division per element and candidate (docs/decisions/0006-division-free-scale-search.md).
 float Nvfp4BlockSquaredError(const float* x, uint8_t scale_code, float tensor_scale);
 
 // The scale code a rule picks for one block of 16 finite values.

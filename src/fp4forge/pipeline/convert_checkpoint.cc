@@ -178,7 +178,7 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
       }
       const nlohmann::json list = hf.value("quantization", nlohmann::json::object())
                                       .value("exclude_modules", qc.value("ignore", nlohmann::json::array()));
-      for (const std::string& glob : list) excluded.push_back(GlobToIgnore(glob));
+      for (const auto& glob : list) excluded.push_back(GlobToIgnore(glob.get<std::string>()));
     } else {
       excluded = IgnoreToExclude(qc.value("ignore", std::vector<std::string>{}), modules);
     }
