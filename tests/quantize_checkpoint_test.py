@@ -46,6 +46,22 @@ def dequantize(packed, scale, scale_2):
     return (values * (scale.view(torch.float8_e4m3fn).float() * scale_2).unsqueeze(-1)).reshape(packed.shape[0], -1)
 
 
+def modelopt_export_equal(src, out):
+    """Whether `out` holds exactly the tensors nvidia-modelopt exports for the model in `src`,
+    weight-only NVFP4: its path for 3-D (BMM-style) experts transposes them around the quantizer."""
+    import modelopt.torch.quantization as mtq
+    from modelopt.torch.export import export_hf_checkpoint
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16)
+    model = mtq.quantize(model, mtq.W4A16_NVFP4_CFG, lambda m: m(torch.arange(8).unsqueeze(0)))
+    with tempfile.TemporaryDirectory() as export_dir:
+        export_hf_checkpoint(model, export_dir=export_dir)
+        exported = load_dir(export_dir)
+    as_bytes = lambda t: t.view(torch.uint8) if t.element_size() == 1 else t
+    return set(exported) == set(out) and all(exported[k].shape == out[k].shape and exported[k].dtype == out[k].dtype
+                                             and torch.equal(as_bytes(exported[k]), as_bytes(out[k])) for k in out)
+
+
 def quantize(src, dst, *extra):
     return subprocess.run([FP4FORGE, "quantize", src, dst, "--quiet", *extra], capture_output=True, text=True)
 
@@ -80,7 +96,8 @@ with tempfile.TemporaryDirectory() as tmp:
             exact &= torch.equal(out[m + ".weight"], codes) and torch.equal(out[m + ".weight_scale"].view(torch.uint8), scales) \
                 and out[m + ".weight_scale_2"].shape == () and out[m + ".weight_scale_2"].item() == s2.item()
             shared &= out[m + ".weight_scale_2"].item() == torch.tensor(amax[g] / 2688.0, dtype=torch.float32).item()
-        kept = [k for k in original if not any(k == m + ".weight" for m in quantized)]
+        experts = [k[:-len("_weight_scale_2")] for k in out if k.endswith("_weight_scale_2")]  # 3-D [E, K, N]
+        kept = [k for k in original if not any(k == m + ".weight" for m in quantized) and k not in experts]
         check(f"{name}: {len(quantized)} weights equal the ModelOpt restatement, dtypes U8/F8_E4M3/F32[]", exact and len(quantized) > 0)
         check(f"{name}: fused siblings share weight_scale_2 = joint amax / 2688", shared)
         if NVFP4QTensor is not None:
@@ -95,6 +112,9 @@ with tempfile.TemporaryDirectory() as tmp:
               {"quant_algo", "kv_cache_quant_algo", "group_size", "exclude_modules"} <= set(hf) and hf["group_size"] == 16
               and "lm_head" in hf["exclude_modules"] and config["quant_method"] == "modelopt"
               and config["quant_algo"] == hf["quant_algo"] == "W4A16_NVFP4" and config["ignore"] == hf["exclude_modules"])
+        if experts and NVFP4QTensor is not None:
+            check(f"{name}: {len(experts)} 3-D expert weights and every other tensor equal nvidia-modelopt's own "
+                  "export (W4A16_NVFP4_CFG, export_hf_checkpoint)", modelopt_export_equal(src, out))
         if os.path.exists(os.path.join(src, "model.safetensors.index.json")):  # sharded input, small output
             check(f"{name}: a sharded input under --max-shard-size becomes one model.safetensors",
                   sorted(f for f in os.listdir(dst) if f.startswith("model")) == ["model.safetensors"])

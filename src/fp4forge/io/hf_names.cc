@@ -27,7 +27,7 @@ std::string ModuleName(const std::string& weight_name) {
 }
 
 LinearVerdict ClassifyTensor(const std::string& name, size_t rank, const QuantizationSelection& selection) {
-  const bool is_weight = EndsWith(name, ".weight") && rank == 2;
+  const bool is_weight = (EndsWith(name, ".weight") && rank == 2) || FusedExpertsModule(name, rank);
   for (const std::regex& r : selection.exclude) {
     if (std::regex_search(name, r)) return is_weight ? LinearVerdict::kKeepLinear : LinearVerdict::kKeep;
   }

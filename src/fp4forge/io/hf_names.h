@@ -25,12 +25,12 @@ enum class LinearVerdict {
 // Classifies the tensor `name` of the given rank. Default: 2-D `*.weight` tensors of the blocks'
 // attention and MLP/expert projections are quantized; embeddings, lm_head (unless asked), norms,
 // biases, MoE routers (`mlp.gate`, `block_sparse_moe.gate`, `router`, `shared_expert_gate`), vision
-// towers/projectors and MTP layers are kept. 3-D fused expert tensors are kept for now.
+// towers/projectors and MTP layers are kept. 3-D fused expert weights (FusedExpertsModule) count as
+// weights of their leaf name (gate_up_proj, down_proj).
 LinearVerdict ClassifyTensor(const std::string& name, size_t rank, const QuantizationSelection& selection);
 
 // The experts module of a 3-D fused-expert weight (gpt-oss, Llama 4: "...mlp.experts.gate_up_proj"
-// [E, in, out] -> "...mlp.experts"); none for anything else. fp4forge keeps these in high precision
-// for now: the NVFP4 layout runtimes expect for them is not confirmed (FORMATS.md §4a).
+// [E, in, out] -> "...mlp.experts"); none for anything else.
 std::optional<std::string> FusedExpertsModule(const std::string& name, size_t rank);
 
 // "model.layers.0.self_attn.q_proj.weight" -> "model.layers.0.self_attn.q_proj".

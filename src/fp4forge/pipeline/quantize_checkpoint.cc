@@ -31,6 +31,7 @@ struct Planned {
   const CheckpointTensor* source;
   bool quantize = false;
   std::optional<std::string> group;  // fused group key, for NVFP4 weights
+  int64_t experts = 0;               // > 0: a 3-D [E, K, N] fused-expert weight of E experts
 };
 
 // What one quantized Linear weight becomes in the output, per dialect and scheme.
@@ -49,9 +50,18 @@ struct Layout {
   }
 
   // ModelOpt (FORMATS.md §4a): <m>.weight U8 [N, K/2], <m>.weight_scale F8_E4M3 [N, K/16],
-  // <m>.weight_scale_2 F32 []. compressed-tensors (§4b): <m>.weight_packed, <m>.weight_scale and,
-  // for NVFP4, <m>.weight_global_scale F32 [1]; MXFP4 scales are U8 [N, K/32].
-  std::vector<TensorSpec> Tensors(const std::string& m, int64_t rows, int64_t cols) const {
+  // <m>.weight_scale_2 F32 []; 3-D experts <p> [E, K, N]: <p> U8 [E, K/2, N], <p>_weight_scale
+  // F8_E4M3 [E, K/16, N], <p>_weight_scale_2 F32 [] (as ModelOpt 0.47 exports gpt-oss).
+  // compressed-tensors (§4b): <m>.weight_packed, <m>.weight_scale and, for NVFP4,
+  // <m>.weight_global_scale F32 [1]; MXFP4 scales are U8 [N, K/32].
+  std::vector<TensorSpec> Tensors(const std::string& m, const std::vector<int64_t>& shape) const {
+    if (shape.size() == 3) {
+      const int64_t e = shape[0], k = shape[1], n = shape[2];
+      return {{m, "U8", {e, k / 2, n}},
+              {m + "_weight_scale", "F8_E4M3", {e, k / kNvfp4BlockSize, n}},
+              {m + "_weight_scale_2", "F32", {}}};
+    }
+    const int64_t rows = shape[0], cols = shape[1];
     if (modelopt()) {
       return {{m + ".weight", "U8", {rows, cols / 2}},
               {m + ".weight_scale", "F8_E4M3", {rows, cols / kNvfp4BlockSize}},
@@ -66,8 +76,9 @@ struct Layout {
   }
 
   // The bytes of Tensors(), in the same order.
-  void Write(SafetensorsWriter& writer, const std::string& m, const QuantizedTensor& q) const {
-    const std::vector<TensorSpec> specs = Tensors(m, q.rows, q.cols);
+  void Write(SafetensorsWriter& writer, const std::string& m, const std::vector<int64_t>& shape,
+             const QuantizedTensor& q) const {
+    const std::vector<TensorSpec> specs = Tensors(m, shape);
     writer.Write(specs[0].name, q.codes);
     writer.Write(specs[1].name, q.block_scales);
     if (specs.size() < 3) return;
@@ -82,7 +93,7 @@ struct Layout {
 std::vector<TensorSpec> OutputSpecs(const Planned& p, const Layout& layout) {
   const SafetensorsTensor& t = *p.source->tensor;
   if (!p.quantize) return {{t.name, t.dtype, t.shape}};
-  return layout.Tensors(ModuleName(t.name), t.shape[0], t.shape[1]);
+  return layout.Tensors(ModuleName(t.name), t.shape);
 }
 
 // QuantizedTensors for reuse: one handed out comes back when its last user (the writer job) drops
@@ -145,23 +156,27 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
     Planned p;
     p.source = &t;
     const LinearVerdict verdict = ClassifyTensor(t.tensor->name, t.tensor->shape.size(), options.selection);
+    const std::optional<std::string> experts = FusedExpertsModule(t.tensor->name, t.tensor->shape.size());
+    const int64_t in_features = t.tensor->shape.size() >= 2 ? t.tensor->shape[experts ? 1 : t.tensor->shape.size() - 1] : 0;
     if (verdict == LinearVerdict::kQuantize) {
-      if (!t.tensor->FloatDType() || t.tensor->shape[1] % layout.block_size() != 0) {
+      if (experts && !(layout.modelopt() && layout.scheme == CheckpointScheme::kNvfp4)) {
+        report.warnings.push_back(fmt::format("{}: 3-D fused experts are kept in {}: only ModelOpt NVFP4 has a "
+                                              "confirmed layout for them; listed as excluded", t.tensor->name,
+                                              t.tensor->dtype));
+      } else if (!t.tensor->FloatDType() || in_features % layout.block_size() != 0) {
         report.warnings.push_back(fmt::format("{}: {} {} cannot be quantized (needs F32/BF16/F16 and an input "
                                               "dimension divisible by {}); kept", t.tensor->name, t.tensor->dtype,
                                               fmt::join(t.tensor->shape, "x"), layout.block_size()));
       } else {
         p.quantize = true;
+        if (experts) p.experts = t.tensor->shape[0];
         if (layout.scheme == CheckpointScheme::kNvfp4) p.group = FusedGroupKey(t.tensor->name);  // MXFP4: no global scale
       }
     }
-    if (!p.quantize && verdict != LinearVerdict::kKeep) report.excluded_modules.push_back(ModuleName(t.tensor->name));
-    if (auto experts = FusedExpertsModule(t.tensor->name, t.tensor->shape.size())) {
-      report.warnings.push_back(fmt::format("{}: 3-D fused experts are kept in {} (the NVFP4 layout runtimes expect "
-                                            "for them is not confirmed); listed as excluded", t.tensor->name,
-                                            t.tensor->dtype));
-      if (std::find(report.excluded_modules.begin(), report.excluded_modules.end(), *experts) == report.excluded_modules.end()) {
-        report.excluded_modules.push_back(*experts);
+    if (!p.quantize && verdict != LinearVerdict::kKeep) {
+      const std::string module = experts ? *experts : ModuleName(t.tensor->name);
+      if (std::find(report.excluded_modules.begin(), report.excluded_modules.end(), module) == report.excluded_modules.end()) {
+        report.excluded_modules.push_back(module);
       }
     }
     plan.push_back(p);
@@ -260,9 +275,13 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
           q_options.tensor_amax = own_amax.at(p);  // validated by TensorAmax
         }
         std::shared_ptr<QuantizedTensor> q = buffers.Get();
-        Quantize(layout.Spec(), t.AsMatrix(), q_options, *q);
+        if (p->experts) {
+          QuantizeBatchedExperts(layout.Spec(), t.AsMatrix(), p->experts, q_options, *q);
+        } else {
+          Quantize(layout.Spec(), t.AsMatrix(), q_options, *q);
+        }
         source.Release(t);
-        background.Submit([writer, q, layout, m = ModuleName(t.name)] { layout.Write(*writer, m, *q); });
+        background.Submit([writer, q, layout, m = ModuleName(t.name), shape = t.shape] { layout.Write(*writer, m, shape, *q); });
         ++report.quantized;
       }
       report.bytes_in += t.num_bytes;

@@ -1,6 +1,8 @@
 #include "fp4forge/quant/quantize.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "fp4forge/base/error.h"
@@ -9,6 +11,21 @@
 namespace fp4forge {
 
 namespace {
+
+// dst [cols, rows] = transpose of src [rows, cols], elements of `size` bytes; in tiles that stay in
+// the L1 cache on both sides.
+void TransposeBytes(const uint8_t* src, int64_t rows, int64_t cols, size_t size, uint8_t* dst) {
+  constexpr int64_t kTile = 32;
+  for (int64_t r0 = 0; r0 < rows; r0 += kTile) {
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+      for (int64_t r = r0; r < std::min(rows, r0 + kTile); ++r) {
+        for (int64_t c = c0; c < std::min(cols, c0 + kTile); ++c) {
+          std::memcpy(dst + (c * rows + r) * size, src + (r * cols + c) * size, size);
+        }
+      }
+    }
+  }
+}
 
 // The first non-finite value of x, for the error message (only called when one exists).
 void FailOnNonFinite(const ConstMatrixView& x, const std::string& name) {
@@ -78,6 +95,34 @@ void Quantize(const QuantSpec& spec, const ConstMatrixView& x, const QuantizeOpt
   }
   const bool nvfp4 = std::holds_alternative<Nvfp4Spec>(spec);
   cpu::Quantize(spec, x, nvfp4 ? options.global_amax.value_or(amax.amax) : amax.amax, options.threads, out);
+}
+
+void QuantizeBatchedExperts(const QuantSpec& spec, const ConstMatrixView& x, int64_t experts,
+                            const QuantizeOptions& options, QuantizedTensor& out) {
+  if (experts < 1 || x.rows % experts != 0 || x.rows < experts) {
+    Fail(ErrorCode::kInvalidArgument, "[Quantize] tensor '{}': {} rows are not {} experts of equal size",
+         options.tensor_name, x.rows, experts);
+  }
+  const int64_t k = x.rows / experts, n = x.cols;
+  const int64_t block = Traits(spec).block_size;
+  if (k % block != 0) {
+    Fail(ErrorCode::kInvalidArgument, "[Quantize] tensor '{}' has experts of input size {}; {} needs a multiple of {}",
+         options.tensor_name, k, Traits(spec).format, block);
+  }
+  QuantizeOptions expert_options = options;  // every expert is scaled by the whole tensor's amax
+  if (!expert_options.tensor_amax) expert_options.tensor_amax = TensorAmax(x, options.threads, options.tensor_name);
+  if (!expert_options.global_amax) expert_options.global_amax = expert_options.tensor_amax;
+  const size_t element = DTypeBytes(x.dtype);
+  std::vector<uint8_t> transposed(static_cast<size_t>(n * k) * element);
+  QuantizedTensor q;
+  ResizeQuantized(out, spec, experts * n, k);
+  for (int64_t e = 0; e < experts; ++e) {
+    TransposeBytes(x.RowBytes(e * k), k, n, element, transposed.data());
+    Quantize(spec, {.data = transposed.data(), .dtype = x.dtype, .rows = n, .cols = k}, expert_options, q);
+    TransposeBytes(q.codes.data(), n, k / 2, 1, &out.codes[static_cast<size_t>(e * n * k / 2)]);
+    TransposeBytes(q.block_scales.data(), n, k / block, 1, &out.block_scales[static_cast<size_t>(e * n * k / block)]);
+  }
+  out.tensor_scales = q.tensor_scales;
 }
 
 std::vector<float> Dequantize(const QuantizedTensor& q, int threads) { return cpu::Dequantize(q, threads); }

@@ -28,6 +28,14 @@ QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, const 
 // The same into `out`, reusing its buffers: no new pages per tensor when quantizing many.
 void Quantize(const QuantSpec& spec, const ConstMatrixView& x, const QuantizeOptions& options, QuantizedTensor& out);
 
+// Batched ("BMM-style") expert weights, x = E experts of [K, N] stacked as [E·K, N] (gpt-oss and
+// Llama 4 store [E, in, out]), as ModelOpt exports them (FORMATS.md §4a): each expert transposed to
+// [N, K] and quantized along K, one global scale for all experts, and codes and block scales
+// transposed back, so out.codes holds [E, K/2, N] and out.block_scales [E, K/16, N] (out.rows and
+// out.cols stay E·N and K). Block formats only. Throws as Quantize, and when x.rows % experts != 0.
+void QuantizeBatchedExperts(const QuantSpec& spec, const ConstMatrixView& x, int64_t experts,
+                            const QuantizeOptions& options, QuantizedTensor& out);
+
 std::vector<float> Dequantize(const QuantizedTensor& q, int threads = 0);
 
 // max |x| of a tensor (e.g. to form a fused group's amax before quantizing its members); throws
