@@ -219,5 +219,11 @@ with tempfile.TemporaryDirectory() as tmp:
     r = run("convert", mxfp4, os.path.join(tmp, "mx-out"), "--to", "modelopt")
     check("convert refuses MXFP4 (not an NVFP4 dialect) by name", r.returncode == 1 and "mxfp4-pack-quantized" in r.stderr,
           r.stderr)
+    oss_mo = os.path.join(tmp, "oss-modelopt")
+    run("quantize", os.path.join(ROOT, "tests", "fixtures", "gpt_oss"), oss_mo, "--quiet")
+    r = run("convert", oss_mo, os.path.join(tmp, "oss-ct"), "--to", "compressed-tensors")
+    check("convert refuses ModelOpt 3-D experts (no confirmed compressed-tensors layout) by tensor, writes nothing",
+          r.returncode == 1 and "mlp.experts.down_proj_weight_scale" in r.stderr and not os.path.exists(os.path.join(tmp, "oss-ct")),
+          r.stderr)
 
 finish()

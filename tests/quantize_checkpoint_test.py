@@ -219,6 +219,31 @@ with tempfile.TemporaryDirectory() as tmp:
 
     rc, report = broken_copy("expert", drop_expert_scale, None, source=moe)
     check("inspect flags an expert without weight_scale_2", rc == 1 and any("experts.2.down_proj" in e for e in report.get("errors", [])))
+
+    # 3-D experts (gpt-oss): scales in the 2-D orientation, a reciprocal scale_2, a NaN scale byte.
+    oss, gate_up = os.path.join(tmp, "gpt_oss"), "model.layers.1.mlp.experts.gate_up_proj"
+    rc, report = inspect(oss)
+    check("inspect: fp4forge's gpt-oss output is valid: 4 3-D expert and 8 attention NVFP4 modules",
+          rc == 0 and report.get("quantized_modules") == 12, str(report.get("errors")))
+
+    def untransposed(t):
+        t[gate_up + "_weight_scale"] = t[gate_up + "_weight_scale"].transpose(1, 2).contiguous()
+        return True
+
+    def expert_reciprocal(t):
+        t[gate_up + "_weight_scale_2"] = 1.0 / t[gate_up + "_weight_scale_2"]
+        return True
+
+    def expert_nan(t):
+        t[gate_up + "_weight_scale"].view(torch.uint8)[2, 1, 5] = 0x7F
+        return True
+
+    for label, edit, fragment in [("untransposed", untransposed, "[E, K/16, N]"), ("expert-reciprocal", expert_reciprocal, "2688/amax"),
+                                  ("expert-nan", expert_nan, "expert 2, block 1, column 5")]:
+        rc, report = broken_copy(label, edit, None, source=oss)
+        errors = " ".join(report.get("errors", []))
+        check(f"inspect flags 3-D experts '{label}' (exit 1, finding names the tensor)",
+              rc == 1 and fragment in errors and gate_up in errors, errors[:200])
     truncated = os.path.join(tmp, "inspect-truncated")
     shutil.copytree(dst, truncated)
     with open(os.path.join(truncated, "model.safetensors"), "r+b") as f:

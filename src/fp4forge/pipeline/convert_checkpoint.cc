@@ -115,6 +115,10 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
         Fail(ErrorCode::kUnsupported, "[convert] '{}' has KV-cache scales ({}); converting them is not supported yet",
              in_dir, t.name);
       }
+      if (leaf.ends_with("_weight_scale")) {  // ModelOpt's 3-D experts: <p>_weight_scale [E, K/16, N]
+        Fail(ErrorCode::kUnsupported, "[convert] '{}' has 3-D fused experts ({}); compressed-tensors has no confirmed "
+             "layout for them, so convert refuses rather than guess", in_dir, t.name);
+      }
       if (!quantized.contains(m)) return {t.name, t.dtype, t.shape};
       if (leaf == src.packed) return {m + "." + dst.packed, t.dtype, t.shape};
       if (leaf == src.global) return {m + "." + dst.global, "F32", dst.scalar_shape};

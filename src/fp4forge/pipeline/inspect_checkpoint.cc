@@ -98,8 +98,11 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport
       const std::string module = t.name.substr(0, t.name.rfind('.'));
       if (auto key = FusedGroupKey(module + ".weight")) group_members[*key].insert(module);
     }
-    if (!t.name.ends_with(".weight_scale")) continue;
-    const std::string m = t.name.substr(0, t.name.size() - 13);
+    // <m>.weight_scale, or ModelOpt's 3-D experts: <p>_weight_scale beside <p> and <p>_weight_scale_2.
+    const bool batched = layout.packed == "weight" && t.name.ends_with("_weight_scale");
+    if (!t.name.ends_with(".weight_scale") && !batched) continue;
+    const std::string m = t.name.substr(0, t.name.size() - 13);  // both suffixes have 13 characters
+    const std::string sep = batched ? "_" : ".";
     ++r.quantized_modules;
     const std::optional<std::string> group = FusedGroupKey(m + ".weight");
     if (group) group_quantized[*group].insert(m);
@@ -108,14 +111,23 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport
       if (!t) r.errors.push_back({m, fmt::format("{} is missing", name), "re-export the layer (an uncalibrated expert?)"});
       return t;
     };
-    const SafetensorsTensor* w = need(m + packed_suffix);
-    const SafetensorsTensor* g = nvfp4 ? need(m + "." + layout.global) : nullptr;
+    const SafetensorsTensor* w = need(batched ? m : m + packed_suffix);
+    const SafetensorsTensor* g = nvfp4 ? need(m + sep + layout.global) : nullptr;
     if (!w || (nvfp4 && !g)) continue;
     const std::string scale_dtype = nvfp4 ? "F8_E4M3" : "U8";
-    if (w->dtype != "U8" || w->shape.size() != 2 || t.dtype != scale_dtype || t.shape.size() != 2 ||
-        t.shape[0] != w->shape[0] || t.shape[1] * layout.block / 2 != w->shape[1]) {
-      r.errors.push_back({m, fmt::format("{} {} {} with weight_scale {} {}; expected U8 [N, K/2] and {} [N, K/{}]", layout.packed,
-                                         w->dtype, Shape(w->shape), t.dtype, Shape(t.shape), scale_dtype, layout.block),
+    // 2-D: packed U8 [N, K/2], scales [N, K/block]; 3-D experts: U8 [E, K/2, N], scales [E, K/16, N].
+    const size_t k_dim = batched ? 1 : 0;  // the packed (input) dimension, counted from the back - 1
+    const size_t rank = batched ? 3 : 2;
+    bool shapes_ok = w->dtype == "U8" && t.dtype == scale_dtype && w->shape.size() == rank && t.shape.size() == rank;
+    for (size_t d = 0; shapes_ok && d < rank; ++d) {
+      const bool packed_dim = d == rank - 1 - k_dim;
+      shapes_ok = packed_dim ? t.shape[d] * layout.block / 2 == w->shape[d] : t.shape[d] == w->shape[d];
+    }
+    if (!shapes_ok) {
+      r.errors.push_back({m, fmt::format("{} {} {} with weight_scale {} {}; expected U8 {} and {} {}", batched ? m : layout.packed,
+                                         w->dtype, Shape(w->shape), t.dtype, Shape(t.shape),
+                                         batched ? "[E, K/2, N]" : "[N, K/2]", scale_dtype,
+                                         batched ? "[E, K/16, N]" : fmt::format("[N, K/{}]", layout.block)),
                           fmt::format("re-export with block size {}", layout.block)});
       continue;
     }
@@ -132,13 +144,15 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport
       }
     }
     if (bad) {
-      r.errors.push_back({m + ".weight_scale", fmt::format("{} block scales are NaN{} (first at row {}, block {})", bad,
-                                                           nvfp4 ? " or negative" : "", first_bad / t.shape[1],
-                                                           first_bad % t.shape[1]),
+      const int64_t last = t.shape.back();
+      const std::string where = batched ? fmt::format("expert {}, block {}, column {}", first_bad / (t.shape[1] * last),
+                                                      first_bad / last % t.shape[1], first_bad % last)
+                                        : fmt::format("row {}, block {}", first_bad / last, first_bad % last);
+      r.errors.push_back({t.name, fmt::format("{} block scales are NaN{} (first at {})", bad, nvfp4 ? " or negative" : "", where),
                           "re-quantize the layer"});
     }
     if (!nvfp4) continue;
-    const std::string global = m + "." + layout.global;
+    const std::string global = m + sep + layout.global;
     const std::optional<float> stored = g->Scalar();
     if (!stored || !std::isfinite(*stored) || *stored <= 0) {
       r.errors.push_back({global, fmt::format("{} {} is not one finite positive scalar", g->dtype, Shape(g->shape)),
@@ -153,7 +167,7 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport
                                               layout.global, *stored, direction),
                           fmt::format("store its reciprocal {:.6g}", 1.0 / *stored)});
     }
-    const std::string input = m + "." + layout.input;
+    const std::string input = m + sep + layout.input;
     if (layout.w4a4 && !c.Find(input)) {
       r.errors.push_back({m, fmt::format("{} is missing but the config declares quantized activations (W4A4)", layout.input),
                           "calibrate activations or declare weight-only (W4A16)"});
