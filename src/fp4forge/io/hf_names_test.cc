@@ -14,11 +14,12 @@ namespace {
 
 TEST(HfNames, ClassifiesEveryFixtureFamily) {
   const std::filesystem::path fixtures = std::filesystem::path(FP4FORGE_SOURCE_DIR) / "tests" / "fixtures";
-  // Quantized 2-D weights per fixture: 2 layers x (attention + MLP or experts). DeepSeek: 5 MLA
-  // projections per layer, a dense MLP in layer 0, 4 routed + 1 shared expert in layer 1.
+  // Quantized weights per fixture: 2 layers x (attention + MLP or experts). DeepSeek: 5 MLA
+  // projections per layer, a dense MLP in layer 0, 4 routed + 1 shared expert in layer 1. gpt-oss:
+  // 4 attention projections and the two 3-D expert tensors per layer.
   const std::map<std::string, int> expected_quantized = {
       {"llama3", 14}, {"mistral", 14}, {"qwen2_5", 14}, {"qwen3", 14}, {"qwen3_moe", 32}, {"mixtral", 32},
-      {"deepseek_v3", 28}, {"phi3", 8}, {"gpt_oss", 8}};
+      {"deepseek_v3", 28}, {"phi3", 8}, {"gpt_oss", 12}};
   for (const auto& [fixture, count] : expected_quantized) {
     const Checkpoint c((fixtures / fixture).string());
     int quantized = 0;
