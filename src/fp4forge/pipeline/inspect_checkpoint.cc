@@ -116,12 +116,11 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport
     if (!w || (nvfp4 && !g)) continue;
     const std::string scale_dtype = nvfp4 ? "F8_E4M3" : "U8";
     // 2-D: packed U8 [N, K/2], scales [N, K/block]; 3-D experts: U8 [E, K/2, N], scales [E, K/16, N].
-    const size_t k_dim = batched ? 1 : 0;  // the packed (input) dimension, counted from the back - 1
+    // Either way K is dimension 1 and every other dimension is shared.
     const size_t rank = batched ? 3 : 2;
     bool shapes_ok = w->dtype == "U8" && t.dtype == scale_dtype && w->shape.size() == rank && t.shape.size() == rank;
     for (size_t d = 0; shapes_ok && d < rank; ++d) {
-      const bool packed_dim = d == rank - 1 - k_dim;
-      shapes_ok = packed_dim ? t.shape[d] * layout.block / 2 == w->shape[d] : t.shape[d] == w->shape[d];
+      shapes_ok = d == 1 ? t.shape[d] * layout.block / 2 == w->shape[d] : t.shape[d] == w->shape[d];
     }
     if (!shapes_ok) {
       r.errors.push_back({m, fmt::format("{} {} {} with weight_scale {} {}; expected U8 {} and {} {}", batched ? m : layout.packed,

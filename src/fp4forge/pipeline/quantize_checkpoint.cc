@@ -157,13 +157,12 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
     p.source = &t;
     const LinearVerdict verdict = ClassifyTensor(t.tensor->name, t.tensor->shape.size(), options.selection);
     const std::optional<std::string> experts = FusedExpertsModule(t.tensor->name, t.tensor->shape.size());
-    const int64_t in_features = t.tensor->shape.size() >= 2 ? t.tensor->shape[experts ? 1 : t.tensor->shape.size() - 1] : 0;
     if (verdict == LinearVerdict::kQuantize) {
       if (experts && !(layout.modelopt() && layout.scheme == CheckpointScheme::kNvfp4)) {
         report.warnings.push_back(fmt::format("{}: 3-D fused experts are kept in {}: only ModelOpt NVFP4 has a "
                                               "confirmed layout for them; listed as excluded", t.tensor->name,
                                               t.tensor->dtype));
-      } else if (!t.tensor->FloatDType() || in_features % layout.block_size() != 0) {
+      } else if (!t.tensor->FloatDType() || t.tensor->shape[1] % layout.block_size() != 0) {  // K of [N, K], [E, K, N]
         report.warnings.push_back(fmt::format("{}: {} {} cannot be quantized (needs F32/BF16/F16 and an input "
                                               "dimension divisible by {}); kept", t.tensor->name, t.tensor->dtype,
                                               fmt::join(t.tensor->shape, "x"), layout.block_size()));
