@@ -145,6 +145,16 @@ with tempfile.TemporaryDirectory() as tmp:
           run.returncode == 1 and "model.layers.1.mlp.up_proj.weight" in run.stderr and "row 3, column 5" in run.stderr
           and not any(f.startswith("broken-out") or f.startswith(".broken-out") for f in os.listdir(tmp)), run.stderr.strip())
 
+    before = os.path.getmtime(os.path.join(dst, "model.safetensors"))
+    run = subprocess.run([FP4FORGE, "quantize", broken, dst, "--force", "--quiet"], capture_output=True, text=True)
+    check("--force with a failing run keeps the existing OUT_DIR untouched, and leaves nothing beside it",
+          run.returncode == 1 and os.path.getmtime(os.path.join(dst, "model.safetensors")) == before
+          and not any(f.startswith("." + os.path.basename(dst)) for f in os.listdir(os.path.dirname(dst))), run.stderr.strip())
+    run = quantize(os.path.join(ROOT, "models", "default"), dst, "--force")
+    check("--force replaces OUT_DIR and deletes the previous one (nothing left beside it)",
+          run.returncode == 0 and os.path.getmtime(os.path.join(dst, "model.safetensors")) > before
+          and not any(f.startswith("." + os.path.basename(dst)) for f in os.listdir(os.path.dirname(dst))), run.stderr.strip())
+
     def full_disk():  # files may not grow past 1 MB: writes then fail with EFBIG, as on a full disk
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))

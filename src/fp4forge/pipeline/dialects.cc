@@ -94,16 +94,30 @@ void BuildDirectory(const std::string& out_dir, bool force, const std::function<
     Fail(ErrorCode::kInvalidArgument, "'{}' exists; pass --force to replace it", out.string());
   }
   const fs::path tmp = out.parent_path() / fmt::format(".{}.tmp-{}", out.filename().string(), ::getpid());
+  const fs::path old = out.parent_path() / fmt::format(".{}.old-{}", out.filename().string(), ::getpid());
   fs::remove_all(tmp);
   fs::create_directories(tmp);
+  bool replaced = false;  // out moved to old (only with force, checked above)
   try {
     build(tmp);
-    if (fs::exists(out)) fs::remove_all(out);  // only with force, checked above
+    if (fs::exists(out)) {
+      fs::rename(out, old);
+      replaced = true;
+    }
     fs::rename(tmp, out);
   } catch (...) {
     std::error_code ignored;
+    if (replaced) fs::rename(old, out, ignored);
     fs::remove_all(tmp, ignored);
     throw;
+  }
+  if (replaced) {
+    std::error_code error;
+    fs::remove_all(old, error);
+    if (error) {
+      Fail(ErrorCode::kIo, "'{}' is written, but its previous contents, moved to '{}', could not be deleted: {}",
+           out.string(), old.string(), error.message());
+    }
   }
 }
 

@@ -33,7 +33,8 @@ nlohmann::json QuantizationConfig(CheckpointDialect dialect, CheckpointScheme sc
 
 // Builds the directory `out_dir` through build(tmp), where tmp is a fresh directory beside it, then
 // renames tmp to out_dir: a failure (thrown by build) leaves no output and no tmp. An existing
-// out_dir is refused (Error kInvalidArgument) unless `force`, before build runs.
+// out_dir is refused (Error kInvalidArgument) unless `force`, before build runs; with `force` it is
+// moved aside, replaced, and only then deleted, so that a failure never costs the old checkpoint.
 void BuildDirectory(const std::string& out_dir, bool force, const std::function<void(const std::filesystem::path&)>& build);
 
 void WriteJson(const std::filesystem::path& path, const nlohmann::json& json);  // throws Error(kIo)
