@@ -70,8 +70,8 @@ void BM_Quantize(benchmark::State& state, QuantSpec spec) {
 }
 
 // The kernel alone, given the tensor amax (a fused group's amax is known up front), writing into
-// the same output each time as `fp4forge quantize` does (fresh pages would add the kernel's page
-// zeroing: ~7% here, more in a VM that faults them in through its hypervisor).
+// the same output each time as `fp4forge quantize` does (fresh pages, faulted in and zeroed by the
+// kernel, cost ~30% of the NVFP4 kernel's time here: BENCHMARKS.md, session 3).
 void BM_QuantizeKernel(benchmark::State& state, QuantSpec spec) {
   const ConstMatrixView x = View();
   const float amax = cpu::TensorAmax(x, 2).amax;
