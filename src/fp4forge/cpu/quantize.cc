@@ -269,6 +269,27 @@ void BlockMaxAbs(const T* HWY_RESTRICT x, int64_t num_blocks, T* HWY_RESTRICT am
 #endif
 }
 
+// Stores the codes of N lanes (element 2k in the low nibble) as N/2 bytes. A wide lane holds the
+// pair (even, odd): for 16-bit lanes one multiply-add of the pair with (1, 16) forms the byte;
+// wider lanes shift the odd code down to bits 4..7.
+template <class D>
+HWY_INLINE void StoreNibblePairs(D d, hn::Vec<D> code, uint8_t* HWY_RESTRICT out) {
+  if constexpr (sizeof(hn::TFromD<D>) == 2) {
+    const hn::RepartitionToWide<D> d32;
+    const hn::RebindToUnsigned<decltype(d32)> du32;
+    auto unused = hn::Zero(d32);
+    const auto weights = hn::BitCast(d, hn::Set(d32, 0x00100001));  // (1, 16): the even lane is low
+    const auto bytes = hn::RearrangeToOddPlusEven(hn::ReorderWidenMulAccumulate(d32, code, weights, hn::Zero(d32), unused), unused);
+    const hn::Rebind<uint8_t, decltype(d32)> du8;
+    hn::StoreU(hn::U8FromU32(hn::BitCast(du32, bytes)), du8, out);
+  } else {
+    const hn::RepartitionToWide<hn::RebindToUnsigned<D>> dw;
+    const hn::Rebind<uint8_t, decltype(dw)> du8;
+    const auto pair = hn::BitCast(dw, code);
+    hn::StoreU(hn::TruncateTo(du8, hn::Or(pair, hn::ShiftRight<8 * sizeof(hn::TFromD<D>) - 4>(pair))), du8, out);
+  }
+}
+
 // Packed E2M1 codes of blocks whose scale codes are known: element i of block b is encoded as
 // EncodeE2M1(x_i / d(scales[b])), computed as integer compares with the table's thresholds.
 template <typename T, int kBlockSize>
@@ -290,8 +311,6 @@ void EncodeE2M1Blocks(const T* HWY_RESTRICT x, int64_t num_blocks, const uint8_t
 #else
   const DB<T> db;
   const size_t lanes = hn::Lanes(db);
-  const hn::RepartitionToWide<hn::RebindToUnsigned<DB<T>>> dw;  // one wide lane = a pair of elements
-  const hn::Rebind<uint8_t, decltype(dw)> du8;
   const auto magnitude_mask = hn::Set(db, std::numeric_limits<Bits>::max());
   const auto sign_bit = hn::Set(db, std::numeric_limits<Bits>::min());
   const auto eight = hn::Set(db, 8);
@@ -306,10 +325,7 @@ void EncodeE2M1Blocks(const T* HWY_RESTRICT x, int64_t num_blocks, const uint8_t
       for (int j = 0; j < kE2M1MagnitudeThresholds; ++j) {  // each passed threshold adds one (true = -1)
         code = hn::Sub(code, hn::VecFromMask(db, hn::Gt(magnitude, hn::Load(db, t + j * lanes))));
       }
-      // A wide lane holds (even, odd); shifting the odd code down to bits 4..7 packs the byte.
-      const auto pair = hn::BitCast(dw, code);
-      const auto packed = hn::Or(pair, hn::ShiftRight<8 * sizeof(Bits) - 4>(pair));
-      hn::StoreU(hn::TruncateTo(du8, packed), du8, codes + i / 2);
+      StoreNibblePairs(db, code, codes + i / 2);
     }
   }
 #endif
