@@ -23,7 +23,9 @@
 #include <limits>
 #include <mutex>
 #include <type_traits>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include "fp4forge/base/parallel.h"
 #include "fp4forge/codec/e2m1.h"
@@ -363,19 +365,58 @@ void ForEachChunk(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, 
   });
 }
 
-// Blocks whose scale code depends on nothing but the block's amax (MXFP4, compressed-tensors'
-// NVFP4): scale_code(amax) once per block, then the codes by the table's thresholds.
-template <typename T, int kBlockSize, typename ScaleCodeFn>
-void QuantizeByBlockAmax(const T* HWY_RESTRICT x, int64_t n, ScaleCodeFn&& scale_code, const ThresholdTable<T>& table,
-                         uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales) {
+// A block's scale code as a function of its amax alone. For 16-bit inputs each block amax is one of
+// the type's finite magnitude patterns (fewer than 2^15), so scale_code is evaluated once per
+// pattern when a tensor starts and blocks look theirs up: equal to scale_code by construction, and
+// no division or E4M3 rounding per block (speed-ups in BENCHMARKS.md, session 5). Float32 blocks call
+// scale_code one by one.
+template <typename T, typename ScaleCodeFn>
+class BlockScaleCodes {
+ public:
+  explicit BlockScaleCodes(ScaleCodeFn scale_code) : scale_code_(std::move(scale_code)) {
+    if constexpr (sizeof(T) == 2) {
+      const uint16_t first_non_finite = std::is_same_v<T, hwy::bfloat16_t> ? 0x7F80 : 0x7C00;
+      codes_.resize(first_non_finite);
+      for (uint16_t bits = 0; bits < first_non_finite; ++bits) {
+        codes_[bits] = scale_code_(ScalarToFloat(std::bit_cast<T>(bits)));
+      }
+    }
+  }
+
+  // codes[b] = scale_code(block_amax[b]) for b in [0, num_blocks).
+  void operator()(const T* HWY_RESTRICT block_amax, int64_t num_blocks, uint8_t* HWY_RESTRICT codes) const {
+    if constexpr (sizeof(T) == 2) {
+      const uint8_t* HWY_RESTRICT table = codes_.data();  // not re-read after each store to codes
+      for (int64_t b = 0; b < num_blocks; ++b) codes[b] = table[std::bit_cast<uint16_t>(block_amax[b])];
+    } else {
+      for (int64_t b = 0; b < num_blocks; ++b) codes[b] = scale_code_(block_amax[b]);
+    }
+  }
+
+ private:
+  ScaleCodeFn scale_code_;
+  std::vector<uint8_t> codes_;  // 16-bit inputs: indexed by the amax's bit pattern
+};
+
+template <typename T, typename ScaleCodeFn>
+BlockScaleCodes<T, ScaleCodeFn> MakeBlockScaleCodes(ScaleCodeFn scale_code) {
+  return BlockScaleCodes<T, ScaleCodeFn>(std::move(scale_code));
+}
+
+// A chunk of blocks: each block's scale code from its amax, then refine(x, block_amax, num_blocks,
+// scales) (the NVFP4 search rules; a no-op otherwise), then the codes by the table's thresholds.
+template <typename T, int kBlockSize, typename AmaxCodes, typename RefineFn>
+void QuantizeChunk(const T* HWY_RESTRICT x, int64_t n, const AmaxCodes& amax_codes, RefineFn&& refine,
+                   const ThresholdTable<T>& table, uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales) {
   const int64_t num_blocks = n / kBlockSize;
   HWY_ALIGN T block_amax[kChunk / kBlockSize];
-  HWY_ALIGN float amax_buf[kChunk / kBlockSize];
   BlockMaxAbs<T, kBlockSize>(x, num_blocks, block_amax);
-  const float* amax = AsFloat(block_amax, num_blocks, amax_buf);
-  for (int64_t b = 0; b < num_blocks; ++b) scales[b] = scale_code(amax[b]);
+  amax_codes(block_amax, num_blocks, scales);
+  refine(x, block_amax, num_blocks, scales);
   EncodeE2M1Blocks<T, kBlockSize>(x, num_blocks, scales, table, codes);
 }
+
+constexpr auto kKeepAmaxCodes = [](const auto*, const auto*, int64_t, uint8_t*) {};
 
 // ---------------------------------------------------------------------------------------------
 // NVFP4.
@@ -439,32 +480,25 @@ VI SearchScaleCodes(DF df, const float* HWY_RESTRICT blocks, VF block_amax, VI a
   return best;
 }
 
+// Replaces the amax codes in scales[0, num_blocks) with the choice of a search rule.
 template <typename T>
-void QuantizeNvfp4Chunk(const T* HWY_RESTRICT x, int64_t n, Nvfp4ScaleRule rule, float tensor_scale,
-                        const ThresholdTable<T>& table, uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales) {
+void SearchNvfp4ScaleCodes(const T* HWY_RESTRICT x, const T* HWY_RESTRICT block_amax, int64_t num_blocks,
+                           Nvfp4ScaleRule rule, float tensor_scale, uint8_t* HWY_RESTRICT scales) {
   const DF df;
+  const DI di;
   const DU8 du8;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  const int64_t num_blocks = n / kNvfp4BlockSize;
-  HWY_ALIGN T block_amax[kChunk / kNvfp4BlockSize];
   HWY_ALIGN float amax_buf[kChunk / kNvfp4BlockSize];
   HWY_ALIGN float x_buf[kChunk];
-  BlockMaxAbs<T, kNvfp4BlockSize>(x, num_blocks, block_amax);
   const float* amax = AsFloat(block_amax, num_blocks, amax_buf);
-  const float* xf = rule == Nvfp4ScaleRule::kAmax ? nullptr : AsFloat(x, n, x_buf);  // search rules only
-
+  const float* xf = AsFloat(x, num_blocks * kNvfp4BlockSize, x_buf);
   int64_t b = 0;
   for (; b + lanes <= num_blocks; b += lanes) {  // lane = block
-    const VF amax_v = hn::LoadU(df, amax + b);
-    VI code = AmaxScaleCodes(df, amax_v, 6.0f * tensor_scale);
-    if (xf) code = SearchScaleCodes(df, xf + b * kNvfp4BlockSize, amax_v, code, rule, tensor_scale);
+    const VI amax_code = hn::PromoteTo(di, hn::LoadU(du8, scales + b));
+    const VI code = SearchScaleCodes(df, xf + b * kNvfp4BlockSize, hn::LoadU(df, amax + b), amax_code, rule, tensor_scale);
     hn::StoreU(hn::DemoteTo(du8, code), du8, scales + b);
   }
-  for (; b < num_blocks; ++b) {  // fewer blocks left than lanes
-    scales[b] = xf ? Nvfp4SelectScaleCode(xf + b * kNvfp4BlockSize, rule, tensor_scale)
-                   : Nvfp4AmaxScaleCode(amax[b], tensor_scale);
-  }
-  EncodeE2M1Blocks<T, kNvfp4BlockSize>(x, num_blocks, scales, table, codes);
+  for (; b < num_blocks; ++b) scales[b] = Nvfp4SelectScaleCode(xf + b * kNvfp4BlockSize, rule, tensor_scale);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -529,24 +563,33 @@ void QuantizeRowsT(const ConstMatrixView& x, int64_t row_begin, int64_t row_end,
           const ThresholdTable<T> table(kE4M3MaxCode + 1, [&](int code) {
             return Nvfp4Divisor(static_cast<uint8_t>(code), s, spec.producer);
           });
-          const auto ct_scale_code = [s](float amax) { return Nvfp4CtScaleCode(amax, s, InputDType<T>()); };
-          ForEachRawChunk<T>(x, row_begin, row_end, [&](int64_t r, int64_t c, const T* v, int64_t n) {
-            const int64_t e = r * cols + c;  // element index of the chunk's first value
-            uint8_t* codes = &q.codes[e / 2];
-            uint8_t* scales = &q.block_scales[e / kNvfp4BlockSize];
-            if (spec.producer == Nvfp4Producer::kModelOpt) {
-              QuantizeNvfp4Chunk(v, n, spec.rule, s, table, codes, scales);
-            } else {
-              QuantizeByBlockAmax<T, kNvfp4BlockSize>(v, n, ct_scale_code, table, codes, scales);
-            }
-          });
+          const auto search = [&](const T* v, const T* block_amax, int64_t num_blocks, uint8_t* scales) {
+            SearchNvfp4ScaleCodes(v, block_amax, num_blocks, spec.rule, s, scales);
+          };
+          auto quantize_chunks = [&](const auto& amax_codes) {
+            ForEachRawChunk<T>(x, row_begin, row_end, [&](int64_t r, int64_t c, const T* v, int64_t n) {
+              const int64_t e = r * cols + c;  // element index of the chunk's first value
+              uint8_t* codes = &q.codes[e / 2];
+              uint8_t* scales = &q.block_scales[e / kNvfp4BlockSize];
+              if (spec.rule == Nvfp4ScaleRule::kAmax) {
+                QuantizeChunk<T, kNvfp4BlockSize>(v, n, amax_codes, kKeepAmaxCodes, table, codes, scales);
+              } else {
+                QuantizeChunk<T, kNvfp4BlockSize>(v, n, amax_codes, search, table, codes, scales);
+              }
+            });
+          };
+          if (spec.producer == Nvfp4Producer::kModelOpt) {
+            quantize_chunks(MakeBlockScaleCodes<T>([s](float amax) { return Nvfp4AmaxScaleCode(amax, s); }));
+          } else {
+            quantize_chunks(MakeBlockScaleCodes<T>([s](float amax) { return Nvfp4CtScaleCode(amax, s, InputDType<T>()); }));
+          }
         } else if constexpr (std::is_same_v<Spec, Mxfp4Spec>) {
           const ThresholdTable<T> table(255, [](int code) { return DecodeUE8M0(static_cast<uint8_t>(code)); });
-          const auto scale_code = [&](float amax) { return Mxfp4ScaleCode(amax, spec.rule); };
+          const auto amax_codes = MakeBlockScaleCodes<T>([&](float amax) { return Mxfp4ScaleCode(amax, spec.rule); });
           ForEachRawChunk<T>(x, row_begin, row_end, [&](int64_t r, int64_t c, const T* v, int64_t n) {
             const int64_t e = r * cols + c;
-            QuantizeByBlockAmax<T, kMxfp4BlockSize>(v, n, scale_code, table, &q.codes[e / 2],
-                                                    &q.block_scales[e / kMxfp4BlockSize]);
+            QuantizeChunk<T, kMxfp4BlockSize>(v, n, amax_codes, kKeepAmaxCodes, table, &q.codes[e / 2],
+                                              &q.block_scales[e / kMxfp4BlockSize]);
           });
         } else {
           ForEachChunk<T>(x, row_begin, row_end, [&](int64_t r, int64_t c, const float* v, int64_t n) {
