@@ -23,7 +23,6 @@
 #include <limits>
 #include <mutex>
 #include <type_traits>
-#include <utility>
 #include <variant>
 #include <vector>
 
@@ -365,48 +364,26 @@ void ForEachChunk(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, 
   });
 }
 
-// A block's scale code as a function of its amax alone. For 16-bit inputs each block amax is one of
-// the type's finite magnitude patterns (fewer than 2^15), so scale_code is evaluated once per
-// pattern when a tensor starts and blocks look theirs up: equal to scale_code by construction, and
-// no division or E4M3 rounding per block (speed-ups in BENCHMARKS.md, session 5). Float32 blocks call
-// scale_code one by one.
-template <typename T, typename ScaleCodeFn>
-class BlockScaleCodes {
- public:
-  explicit BlockScaleCodes(ScaleCodeFn scale_code) : scale_code_(std::move(scale_code)) {
-    if constexpr (sizeof(T) == 2) {
-      const uint16_t first_non_finite = std::is_same_v<T, hwy::bfloat16_t> ? 0x7F80 : 0x7C00;
-      codes_.resize(first_non_finite);
-      for (uint16_t bits = 0; bits < first_non_finite; ++bits) {
-        codes_[bits] = scale_code_(ScalarToFloat(std::bit_cast<T>(bits)));
-      }
-    }
-  }
+// Scale codes of blocks from their amax (as T): 16-bit inputs look theirs up by bit pattern in
+// `table` (BlockScaleCodeTable, built once per tensor), float32 blocks are computed one by one.
+struct ScaleCodesByAmax {
+  const QuantizedTensor& q;
+  const uint8_t* table;
 
-  // codes[b] = scale_code(block_amax[b]) for b in [0, num_blocks).
+  template <typename T>
   void operator()(const T* HWY_RESTRICT block_amax, int64_t num_blocks, uint8_t* HWY_RESTRICT codes) const {
     if constexpr (sizeof(T) == 2) {
-      const uint8_t* HWY_RESTRICT table = codes_.data();  // not re-read after each store to codes
       for (int64_t b = 0; b < num_blocks; ++b) codes[b] = table[std::bit_cast<uint16_t>(block_amax[b])];
     } else {
-      for (int64_t b = 0; b < num_blocks; ++b) codes[b] = scale_code_(block_amax[b]);
+      for (int64_t b = 0; b < num_blocks; ++b) codes[b] = BlockScaleCode(q, DType::kF32, block_amax[b]);
     }
   }
-
- private:
-  ScaleCodeFn scale_code_;
-  std::vector<uint8_t> codes_;  // 16-bit inputs: indexed by the amax's bit pattern
 };
-
-template <typename T, typename ScaleCodeFn>
-BlockScaleCodes<T, ScaleCodeFn> MakeBlockScaleCodes(ScaleCodeFn scale_code) {
-  return BlockScaleCodes<T, ScaleCodeFn>(std::move(scale_code));
-}
 
 // A chunk of blocks: each block's scale code from its amax, then refine(x, block_amax, num_blocks,
 // scales) (the NVFP4 search rules; a no-op otherwise), then the codes by the table's thresholds.
-template <typename T, int kBlockSize, typename AmaxCodes, typename RefineFn>
-void QuantizeChunk(const T* HWY_RESTRICT x, int64_t n, const AmaxCodes& amax_codes, RefineFn&& refine,
+template <typename T, int kBlockSize, typename RefineFn>
+void QuantizeChunk(const T* HWY_RESTRICT x, int64_t n, const ScaleCodesByAmax& amax_codes, RefineFn&& refine,
                    const ThresholdTable<T>& table, uint8_t* HWY_RESTRICT codes, uint8_t* HWY_RESTRICT scales) {
   const int64_t num_blocks = n / kBlockSize;
   HWY_ALIGN T block_amax[kChunk / kBlockSize];
@@ -553,8 +530,10 @@ void QuantizeFp8Chunk(const float* HWY_RESTRICT x, int64_t n, float scale, uint8
 // Entry points (one per tensor and thread range; the input type is chosen here, once).
 
 template <typename T>
-void QuantizeRowsT(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, QuantizedTensor& q) {
+void QuantizeRowsT(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, const uint8_t* scale_code_table,
+                   QuantizedTensor& q) {
   const int64_t cols = x.cols;
+  const ScaleCodesByAmax amax_codes{q, scale_code_table};
   std::visit(
       [&](const auto& spec) {
         using Spec = std::decay_t<decltype(spec)>;
@@ -566,26 +545,18 @@ void QuantizeRowsT(const ConstMatrixView& x, int64_t row_begin, int64_t row_end,
           const auto search = [&](const T* v, const T* block_amax, int64_t num_blocks, uint8_t* scales) {
             SearchNvfp4ScaleCodes(v, block_amax, num_blocks, spec.rule, s, scales);
           };
-          auto quantize_chunks = [&](const auto& amax_codes) {
-            ForEachRawChunk<T>(x, row_begin, row_end, [&](int64_t r, int64_t c, const T* v, int64_t n) {
-              const int64_t e = r * cols + c;  // element index of the chunk's first value
-              uint8_t* codes = &q.codes[e / 2];
-              uint8_t* scales = &q.block_scales[e / kNvfp4BlockSize];
-              if (spec.rule == Nvfp4ScaleRule::kAmax) {
-                QuantizeChunk<T, kNvfp4BlockSize>(v, n, amax_codes, kKeepAmaxCodes, table, codes, scales);
-              } else {
-                QuantizeChunk<T, kNvfp4BlockSize>(v, n, amax_codes, search, table, codes, scales);
-              }
-            });
-          };
-          if (spec.producer == Nvfp4Producer::kModelOpt) {
-            quantize_chunks(MakeBlockScaleCodes<T>([s](float amax) { return Nvfp4AmaxScaleCode(amax, s); }));
-          } else {
-            quantize_chunks(MakeBlockScaleCodes<T>([s](float amax) { return Nvfp4CtScaleCode(amax, s, InputDType<T>()); }));
-          }
+          ForEachRawChunk<T>(x, row_begin, row_end, [&](int64_t r, int64_t c, const T* v, int64_t n) {
+            const int64_t e = r * cols + c;  // element index of the chunk's first value
+            uint8_t* codes = &q.codes[e / 2];
+            uint8_t* scales = &q.block_scales[e / kNvfp4BlockSize];
+            if (spec.rule == Nvfp4ScaleRule::kAmax) {
+              QuantizeChunk<T, kNvfp4BlockSize>(v, n, amax_codes, kKeepAmaxCodes, table, codes, scales);
+            } else {
+              QuantizeChunk<T, kNvfp4BlockSize>(v, n, amax_codes, search, table, codes, scales);
+            }
+          });
         } else if constexpr (std::is_same_v<Spec, Mxfp4Spec>) {
           const ThresholdTable<T> table(255, [](int code) { return DecodeUE8M0(static_cast<uint8_t>(code)); });
-          const auto amax_codes = MakeBlockScaleCodes<T>([&](float amax) { return Mxfp4ScaleCode(amax, spec.rule); });
           ForEachRawChunk<T>(x, row_begin, row_end, [&](int64_t r, int64_t c, const T* v, int64_t n) {
             const int64_t e = r * cols + c;
             QuantizeChunk<T, kMxfp4BlockSize>(v, n, amax_codes, kKeepAmaxCodes, table, &q.codes[e / 2],
@@ -629,11 +600,12 @@ uint32_t MaxAbsBitsRows(const ConstMatrixView& x, int64_t row_begin, int64_t row
   return WithInputType(x.dtype, [&]<typename T>() { return MaxAbsBitsRowsT<T>(x, row_begin, row_end); });
 }
 
-void QuantizeRows(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, QuantizedTensor& q) {
+void QuantizeRows(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, const uint8_t* scale_code_table,
+                  QuantizedTensor& q) {
   WithInputType(x.dtype, [&]<typename T>() {
     const auto* fp8 = std::get_if<Fp8Spec>(&q.spec);
     if (fp8 && fp8->per_channel) SetRowScalesT<T>(x, row_begin, row_end, q);
-    QuantizeRowsT<T>(x, row_begin, row_end, q);
+    QuantizeRowsT<T>(x, row_begin, row_end, scale_code_table, q);
   });
 }
 
@@ -667,8 +639,13 @@ QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, float 
 void Quantize(const QuantSpec& spec, const ConstMatrixView& x, float scale_amax, int threads, QuantizedTensor& out) {
   ResizeQuantized(out, spec, x.rows, x.cols);
   SetTensorScale(out, scale_amax, x.dtype);
-  ParallelFor(x.rows, ResolveThreads(threads),
-              [&](int64_t begin, int64_t end) { HWY_DYNAMIC_DISPATCH(QuantizeRows)(x, begin, end, out); });
+  // Built here, once per tensor in baseline code: built per thread inside the AVX-512 target (32K
+  // calls into format/) it cost ~60 ms per tensor on the device's Xeon (BENCHMARKS.md, session 5).
+  const bool block_formats = std::holds_alternative<Nvfp4Spec>(spec) || std::holds_alternative<Mxfp4Spec>(spec);
+  const std::vector<uint8_t> scale_codes = block_formats ? BlockScaleCodeTable(out, x.dtype) : std::vector<uint8_t>{};
+  ParallelFor(x.rows, ResolveThreads(threads), [&](int64_t begin, int64_t end) {
+    HWY_DYNAMIC_DISPATCH(QuantizeRows)(x, begin, end, scale_codes.data(), out);
+  });
 }
 
 std::vector<float> Dequantize(const QuantizedTensor& q, int threads) {

@@ -85,6 +85,23 @@ void SetTensorScale(QuantizedTensor& q, float amax, DType input) {
   if (const auto* fp8 = std::get_if<Fp8Spec>(&q.spec); fp8 && !fp8->per_channel) q.tensor_scales[0] = Fp8Scale(amax);
 }
 
+uint8_t BlockScaleCode(const QuantizedTensor& q, DType input, float block_amax) {
+  if (const auto* mxfp4 = std::get_if<Mxfp4Spec>(&q.spec)) return Mxfp4ScaleCode(block_amax, mxfp4->rule);
+  return std::get<Nvfp4Spec>(q.spec).producer == Nvfp4Producer::kModelOpt
+             ? Nvfp4AmaxScaleCode(block_amax, q.tensor_scales[0])
+             : Nvfp4CtScaleCode(block_amax, q.tensor_scales[0], input);
+}
+
+std::vector<uint8_t> BlockScaleCodeTable(const QuantizedTensor& q, DType input) {
+  if (input == DType::kF32) return {};
+  const uint16_t first_non_finite = input == DType::kBF16 ? 0x7F80 : 0x7C00;
+  std::vector<uint8_t> table(first_non_finite);
+  for (uint16_t bits = 0; bits < first_non_finite; ++bits) {
+    table[bits] = BlockScaleCode(q, input, input == DType::kBF16 ? DecodeBF16(bits) : DecodeF16(bits));
+  }
+  return table;
+}
+
 void LoadRowAsFloat(const ConstMatrixView& x, int64_t row, float* out) {
   const uint8_t* bytes = x.RowBytes(row);
   switch (x.dtype) {

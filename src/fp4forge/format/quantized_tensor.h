@@ -61,6 +61,15 @@ void ResizeQuantized(QuantizedTensor& q, const QuantSpec& spec, int64_t rows, in
 // amax. Per-channel FP8 scales are set row by row.
 void SetTensorScale(QuantizedTensor& q, float amax, DType input);
 
+// The scale code of a block of an NVFP4 (amax rule's starting code for the search rules) or MXFP4
+// tensor whose per-tensor scalars are set, from the block's amax alone.
+uint8_t BlockScaleCode(const QuantizedTensor& q, DType input, float block_amax);
+
+// For 16-bit inputs: BlockScaleCode of every finite magnitude bit pattern a block amax can have,
+// indexed by the pattern, so that kernels look blocks up instead of dividing and rounding for each.
+// Empty for float32 input.
+std::vector<uint8_t> BlockScaleCodeTable(const QuantizedTensor& q, DType input);
+
 // Reads row `row` of a validated view as float32 (exact for f32, bf16 and f16).
 void LoadRowAsFloat(const ConstMatrixView& x, int64_t row, float* out);
 
