@@ -94,9 +94,8 @@ uint8_t BlockScaleCode(const QuantizedTensor& q, DType input, float block_amax) 
 
 std::vector<uint8_t> BlockScaleCodeTable(const QuantizedTensor& q, DType input) {
   if (input == DType::kF32) return {};
-  const uint16_t first_non_finite = input == DType::kBF16 ? 0x7F80 : 0x7C00;
-  std::vector<uint8_t> table(first_non_finite);
-  for (uint16_t bits = 0; bits < first_non_finite; ++bits) {
+  std::vector<uint8_t> table(0x8000);  // Inf and NaN patterns too: no lookup can leave the table
+  for (uint16_t bits = 0; bits < 0x8000; ++bits) {
     table[bits] = BlockScaleCode(q, input, input == DType::kBF16 ? DecodeBF16(bits) : DecodeF16(bits));
   }
   return table;

@@ -65,7 +65,7 @@ void SetTensorScale(QuantizedTensor& q, float amax, DType input);
 // tensor whose per-tensor scalars are set, from the block's amax alone.
 uint8_t BlockScaleCode(const QuantizedTensor& q, DType input, float block_amax);
 
-// For 16-bit inputs: BlockScaleCode of every finite magnitude bit pattern a block amax can have,
+// For 16-bit inputs: BlockScaleCode of every magnitude bit pattern (0 to 0x7FFF) a block amax can have,
 // indexed by the pattern, so that kernels look blocks up instead of dividing and rounding for each.
 // Empty for float32 input.
 std::vector<uint8_t> BlockScaleCodeTable(const QuantizedTensor& q, DType input);
