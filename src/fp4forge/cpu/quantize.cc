@@ -56,9 +56,13 @@ constexpr int64_t kChunk = 1024;
 
 template <typename T>
 float ScalarToFloat(T v) {
-  uint16_t bits;
-  std::memcpy(&bits, &v, sizeof(bits));
-  return std::is_same_v<T, hwy::bfloat16_t> ? DecodeBF16(bits) : DecodeF16(bits);
+  if constexpr (std::is_same_v<T, float>) {
+    return v;
+  } else {
+    uint16_t bits;
+    std::memcpy(&bits, &v, sizeof(bits));
+    return std::is_same_v<T, hwy::bfloat16_t> ? DecodeBF16(bits) : DecodeF16(bits);
+  }
 }
 
 // Elements [0, n) of `src` as float32: `src` itself for f32 input, else converted into `buf`.
@@ -364,19 +368,22 @@ void ForEachChunk(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, 
   });
 }
 
-// Scale codes of blocks from their amax (as T): 16-bit inputs look theirs up by bit pattern in
-// `table` (BlockScaleCodeTable, built once per tensor), float32 blocks are computed one by one.
+// Scale codes of blocks from their amax (as T): looked up by bit pattern in `table`
+// (BlockScaleCodeTable, built once per tensor) where there is one, else computed block by block.
 struct ScaleCodesByAmax {
   const QuantizedTensor& q;
-  const uint8_t* table;
+  const std::vector<uint8_t>& table;
 
   template <typename T>
   void operator()(const T* HWY_RESTRICT block_amax, int64_t num_blocks, uint8_t* HWY_RESTRICT codes) const {
     if constexpr (sizeof(T) == 2) {
-      for (int64_t b = 0; b < num_blocks; ++b) codes[b] = table[std::bit_cast<uint16_t>(block_amax[b])];
-    } else {
-      for (int64_t b = 0; b < num_blocks; ++b) codes[b] = BlockScaleCode(q, DType::kF32, block_amax[b]);
+      if (!table.empty()) {
+        const uint8_t* HWY_RESTRICT t = table.data();
+        for (int64_t b = 0; b < num_blocks; ++b) codes[b] = t[std::bit_cast<uint16_t>(block_amax[b])];
+        return;
+      }
     }
+    for (int64_t b = 0; b < num_blocks; ++b) codes[b] = BlockScaleCode(q, InputDType<T>(), ScalarToFloat(block_amax[b]));
   }
 };
 
@@ -530,8 +537,8 @@ void QuantizeFp8Chunk(const float* HWY_RESTRICT x, int64_t n, float scale, uint8
 // Entry points (one per tensor and thread range; the input type is chosen here, once).
 
 template <typename T>
-void QuantizeRowsT(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, const uint8_t* scale_code_table,
-                   QuantizedTensor& q) {
+void QuantizeRowsT(const ConstMatrixView& x, int64_t row_begin, int64_t row_end,
+                   const std::vector<uint8_t>& scale_code_table, QuantizedTensor& q) {
   const int64_t cols = x.cols;
   const ScaleCodesByAmax amax_codes{q, scale_code_table};
   std::visit(
@@ -600,8 +607,8 @@ uint32_t MaxAbsBitsRows(const ConstMatrixView& x, int64_t row_begin, int64_t row
   return WithInputType(x.dtype, [&]<typename T>() { return MaxAbsBitsRowsT<T>(x, row_begin, row_end); });
 }
 
-void QuantizeRows(const ConstMatrixView& x, int64_t row_begin, int64_t row_end, const uint8_t* scale_code_table,
-                  QuantizedTensor& q) {
+void QuantizeRows(const ConstMatrixView& x, int64_t row_begin, int64_t row_end,
+                  const std::vector<uint8_t>& scale_code_table, QuantizedTensor& q) {
   WithInputType(x.dtype, [&]<typename T>() {
     const auto* fp8 = std::get_if<Fp8Spec>(&q.spec);
     if (fp8 && fp8->per_channel) SetRowScalesT<T>(x, row_begin, row_end, q);
@@ -641,10 +648,9 @@ void Quantize(const QuantSpec& spec, const ConstMatrixView& x, float scale_amax,
   SetTensorScale(out, scale_amax, x.dtype);
   // Built here, once per tensor in baseline code: built per thread inside the AVX-512 target (32K
   // calls into format/) it cost ~60 ms per tensor on the device's Xeon (BENCHMARKS.md, session 5).
-  const bool block_formats = std::holds_alternative<Nvfp4Spec>(spec) || std::holds_alternative<Mxfp4Spec>(spec);
-  const std::vector<uint8_t> scale_codes = block_formats ? BlockScaleCodeTable(out, x.dtype) : std::vector<uint8_t>{};
+  const std::vector<uint8_t> scale_codes = BlockScaleCodeTable(out, x.dtype);
   ParallelFor(x.rows, ResolveThreads(threads), [&](int64_t begin, int64_t end) {
-    HWY_DYNAMIC_DISPATCH(QuantizeRows)(x, begin, end, scale_codes.data(), out);
+    HWY_DYNAMIC_DISPATCH(QuantizeRows)(x, begin, end, scale_codes, out);
   });
 }
 

@@ -107,14 +107,12 @@ class EveryTarget : public ::testing::Test {
   void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
 };
 
-TEST_F(EveryTarget, QuantizeEqualsReferenceBitForBit) {
-  // cols: one block; ragged block counts (tails shorter than a vector of blocks); a row longer
-  // than the 2048-element chunk; FP8 also gets lengths that are no multiple of the lane count.
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 16}, {3, 48}, {2, 272}, {7, 128}, {5, 2176}, {2, 13}};
-  const std::vector<QuantSpec> specs = AllSpecs();
+// Quantize equals QuantizeRef on every target, for each dtype, shape and spec (1 and 3 threads).
+void ExpectEqualsReference(const std::vector<DType>& dtypes, const std::vector<std::pair<int64_t, int64_t>>& shapes,
+                           const std::vector<QuantSpec>& specs) {
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     hwy::SetSupportedTargetsForTest(target);
-    for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (DType dtype : dtypes) {
       for (const auto& [rows, cols] : shapes) {
         const Input in = MakeInput(dtype, rows, cols, static_cast<uint32_t>(rows * 1000 + cols));
         const float amax = TensorAmax(in.view, 1).amax;
@@ -126,12 +124,30 @@ TEST_F(EveryTarget, QuantizeEqualsReferenceBitForBit) {
           const QuantizedTensor want = QuantizeRef(spec, in.view);
           for (int threads : {1, 3}) {
             ExpectSameBits(want, Quantize(spec, in.view, amax, threads));
-            if (HasFailure()) return;
+            if (::testing::Test::HasFailure()) return;
           }
         }
       }
     }
   }
+}
+
+TEST_F(EveryTarget, QuantizeEqualsReferenceBitForBit) {
+  // cols: one block; ragged block counts (tails shorter than a vector of blocks); a row longer
+  // than the 2048-element chunk; FP8 also gets lengths that are no multiple of the lane count.
+  ExpectEqualsReference({DType::kF32, DType::kBF16, DType::kF16},
+                        {{1, 16}, {3, 48}, {2, 272}, {7, 128}, {5, 2176}, {2, 13}}, AllSpecs());
+}
+
+TEST_F(EveryTarget, ScaleCodeTableEqualsReferenceBitForBit) {
+  // Tensors with more blocks than 16-bit amax patterns (2^15), MXFP4's 32-element blocks included,
+  // are the ones whose block scale codes the kernels look up in BlockScaleCodeTable.
+  std::vector<QuantSpec> specs = {Nvfp4Spec{Nvfp4ScaleRule::kAmax}, Nvfp4Spec{Nvfp4ScaleRule::kMse},
+                                  Nvfp4Spec{Nvfp4ScaleRule::kAmax, Nvfp4Producer::kCompressedTensors}};
+  for (Mxfp4ScaleRule rule : {Mxfp4ScaleRule::kOcp, Mxfp4ScaleRule::kRoundUp, Mxfp4ScaleRule::kCompressedTensors}) {
+    specs.push_back(Mxfp4Spec{rule});
+  }
+  ExpectEqualsReference({DType::kBF16, DType::kF16}, {{65, 16384}}, specs);
 }
 
 TEST_F(EveryTarget, TensorAmaxFindsTheMaxAndNonFiniteValues) {

@@ -93,9 +93,11 @@ uint8_t BlockScaleCode(const QuantizedTensor& q, DType input, float block_amax) 
 }
 
 std::vector<uint8_t> BlockScaleCodeTable(const QuantizedTensor& q, DType input) {
-  if (input == DType::kF32) return {};
-  std::vector<uint8_t> table(0x8000);  // Inf and NaN patterns too: no lookup can leave the table
-  for (uint16_t bits = 0; bits < 0x8000; ++bits) {
+  constexpr size_t kPatterns = 0x8000;  // Inf and NaN patterns too: no lookup can leave the table
+  const bool block_format = std::holds_alternative<Nvfp4Spec>(q.spec) || std::holds_alternative<Mxfp4Spec>(q.spec);
+  if (!block_format || input == DType::kF32 || q.block_scales.size() <= kPatterns) return {};
+  std::vector<uint8_t> table(kPatterns);
+  for (uint16_t bits = 0; bits < kPatterns; ++bits) {
     table[bits] = BlockScaleCode(q, input, input == DType::kBF16 ? DecodeBF16(bits) : DecodeF16(bits));
   }
   return table;

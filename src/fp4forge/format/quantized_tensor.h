@@ -67,7 +67,7 @@ uint8_t BlockScaleCode(const QuantizedTensor& q, DType input, float block_amax);
 
 // For 16-bit inputs: BlockScaleCode of every magnitude bit pattern (0 to 0x7FFF) a block amax can have,
 // indexed by the pattern, so that kernels look blocks up instead of dividing and rounding for each.
-// Empty for float32 input.
+// Empty where it would not pay (float32 input, fewer blocks than patterns) or q has no block scales.
 std::vector<uint8_t> BlockScaleCodeTable(const QuantizedTensor& q, DType input);
 
 // Reads row `row` of a validated view as float32 (exact for f32, bf16 and f16).
