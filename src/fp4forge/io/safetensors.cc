@@ -185,6 +185,15 @@ void SafetensorsFile::Release(const SafetensorsTensor& tensor) const {
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // advisory: errors ignored
 }
 
+void SafetensorsFile::Evict(const SafetensorsTensor& tensor) const {
+  Release(tensor);
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;  // advisory
+  const off_t offset = static_cast<off_t>(tensor.data - static_cast<const uint8_t*>(mapping_));
+  ::posix_fadvise(fd, offset, static_cast<off_t>(tensor.num_bytes), POSIX_FADV_DONTNEED);
+  ::close(fd);
+}
+
 void SafetensorsFile::Prefetch(const SafetensorsTensor& tensor) const {
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t begin = reinterpret_cast<uintptr_t>(tensor.data) / page * page;

@@ -47,6 +47,9 @@ class SafetensorsFile {
   // the file and is read again on the next access), so that streaming over a checkpoint keeps
   // only the tensor at hand resident.
   void Release(const SafetensorsTensor& tensor) const;
+  // Release, and drops the tensor's pages from the page cache as well (advisory): for a tensor
+  // read for the last time, whose memory the kernel can then reuse at once.
+  void Evict(const SafetensorsTensor& tensor) const;
   // Asks the kernel to start reading `tensor` from disk now (asynchronously), so that I/O overlaps
   // with work on the tensor before it.
   void Prefetch(const SafetensorsTensor& tensor) const;
