@@ -45,9 +45,12 @@ void Run(const Options& o) {
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   if (!o.quiet && ::isatty(STDERR_FILENO)) {
     options.on_progress = [&](int done, int total, int64_t bytes, int64_t total_bytes) {
-      const double s = seconds(), rate = bytes / std::max(s, 1e-9);
-      fmt::print(stderr, "\r{}/{} tensors  {:.1f}/{:.1f} MB  {:.0f} MB/s  ETA {:.0f} s   ", done, total, bytes / 1e6,
-                 total_bytes / 1e6, rate / 1e6, (total_bytes - bytes) / std::max(rate, 1.0));
+      const double rate = bytes / std::max(seconds(), 1e-9);
+      const bool settled = bytes * 100 >= total_bytes;  // the first 1% (a norm or two) says nothing of the rate
+      const std::string speed = settled ? fmt::format("{:.0f} MB/s  ETA {:.0f} s", rate / 1e6,
+                                                      (total_bytes - bytes) / std::max(rate, 1.0))
+                                        : "-- MB/s  ETA --";
+      fmt::print(stderr, "\r{}/{} tensors  {:.1f}/{:.1f} MB  {}   ", done, total, bytes / 1e6, total_bytes / 1e6, speed);
     };
   }
   const QuantizeCheckpointReport r = QuantizeCheckpoint(o.in_dir, o.out_dir, options);
