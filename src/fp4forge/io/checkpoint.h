@@ -30,6 +30,9 @@ class Checkpoint {
   const nlohmann::json& config() const { return config_; }
   const std::vector<CheckpointTensor>& tensors() const { return tensors_; }  // by shard file, then name
   const SafetensorsTensor* Find(const std::string& name) const;  // nullptr when absent
+  // Unmaps a tensor's pages from this process (SafetensorsFile::Release), for callers that stream
+  // over the checkpoint; it reads back unchanged on the next access. No-op for an absent name.
+  void Release(const std::string& name) const;
   // Every regular file of the directory that is not a weight shard or the index (tokenizer, chat
   // template, generation config, ...), relative names.
   const std::vector<std::string>& other_files() const { return other_files_; }
@@ -40,7 +43,7 @@ class Checkpoint {
   nlohmann::json config_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::vector<CheckpointTensor> tensors_;
-  std::unordered_map<std::string, const SafetensorsTensor*> by_name_;
+  std::unordered_map<std::string, CheckpointTensor> by_name_;
   std::vector<std::string> other_files_;
 };
 

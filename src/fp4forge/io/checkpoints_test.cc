@@ -95,6 +95,33 @@ TEST(Checkpoints, ShardedFixtureOpensThroughItsIndex) {
   EXPECT_EQ(c.other_files(), (std::vector<std::string>{"config.json", "generation_config.json", "golden.safetensors"}));
 }
 
+// Resident file-backed memory of this process (RssFile of /proc/self/status), in KiB.
+int64_t ResidentFileKiB() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("RssFile:")) return std::stoll(line.substr(8));
+  }
+  return -1;
+}
+
+TEST(Checkpoints, ReleaseUnmapsATensorWhichReadsBackUnchanged) {
+  const Checkpoint c((kRoot / "models" / "default").string());
+  std::map<std::string, std::string> bytes;
+  const int64_t before = ResidentFileKiB();
+  for (const CheckpointTensor& t : c.tensors()) {
+    bytes[t.tensor->name].assign(reinterpret_cast<const char*>(t.tensor->data), t.tensor->num_bytes);
+  }
+  const int64_t touched = ResidentFileKiB();
+  EXPECT_GT(touched - before, 12 << 10) << "reading the 13.6 MB model maps its pages";
+  for (const CheckpointTensor& t : c.tensors()) c.Release(t.tensor->name);
+  c.Release("no.such.tensor");  // a no-op
+  EXPECT_LT(ResidentFileKiB() - before, 1 << 10) << "released pages stay mapped";
+  for (const CheckpointTensor& t : c.tensors()) {
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(t.tensor->data), t.tensor->num_bytes), bytes[t.tensor->name])
+        << t.tensor->name;
+  }
+}
+
 TEST(Checkpoints, RejectsMissingShardsAndLyingIndexes) {
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("fp4forge_ckpt_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);

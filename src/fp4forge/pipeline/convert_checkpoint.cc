@@ -149,7 +149,8 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
         } else if (quantized.contains(m) && leaf == "weight_scale") {
           // A block whose 16 codes are all +-0 decodes to zero whatever its scale: its scale byte
           // follows the target's convention. Blocks with other scales are kept as they are.
-          const SafetensorsTensor& packed = *in.Find(m + "." + src.packed);  // validated present
+          const std::string packed_name = m + "." + src.packed;
+          const SafetensorsTensor& packed = *in.Find(packed_name);  // validated present
           std::vector<uint8_t> scales(t.data, t.data + t.num_bytes);
           for (size_t b = 0; b < scales.size(); ++b) {
             const uint8_t* codes = packed.data + b * (kNvfp4BlockSize / 2);
@@ -161,9 +162,11 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
             }
           }
           writer.Write(specs[i].name, scales);
+          in.Release(packed_name);
         } else {
           writer.Write(specs[i].name, {t.data, static_cast<size_t>(t.num_bytes)});
         }
+        in.Release(t.name);  // streaming: only the tensor at hand stays mapped
       }
       writer.Finish();
     }

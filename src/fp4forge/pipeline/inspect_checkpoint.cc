@@ -142,6 +142,7 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport
         max_code = std::max(max_code, b);
       }
     }
+    ct.source->Release(t);  // a checkpoint's scales can exceed memory: only the tensor at hand stays mapped
     if (bad) {
       const int64_t last = t.shape.back();
       const std::string where = batched ? fmt::format("expert {}, block {}, column {}", first_bad / (t.shape[1] * last),
@@ -219,6 +220,7 @@ void CheckGptOssMxfp4(const Checkpoint& c, InspectReport& r) {
       continue;
     }
     const int64_t nan = std::count(scales.data, scales.data + scales.num_bytes, uint8_t{0xFF});
+    c.Release(base + "_scales");
     if (nan) r.errors.push_back({base + "_scales", fmt::format("{} E8M0 scales are NaN (0xFF)", nan), "re-quantize"});
   }
 }
