@@ -187,6 +187,7 @@ void SafetensorsFile::Release(const SafetensorsTensor& tensor) const {
 
 void SafetensorsFile::Evict(const SafetensorsTensor& tensor) const {
   Release(tensor);
+  if (tensor.num_bytes == 0) return;  // a length of 0 would mean "to the end of the file"
   const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;  // advisory
   const off_t offset = static_cast<off_t>(tensor.data - static_cast<const uint8_t*>(mapping_));
