@@ -3,6 +3,10 @@
 #include "fp4forge/io/safetensors.h"
 #include "fp4forge/io/safetensors_writer.h"
 
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/vfs.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,6 +15,7 @@
 #include <random>
 #include <string>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -129,6 +134,48 @@ TEST_F(SafetensorsTest, TensorsReadBackUnchangedAfterReleaseAndEvict) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(t[i].data), kBytes), data.substr(i * kBytes, kBytes)) << i;
   }
+}
+
+// How many of the pages of [offset, offset + length) of `path` are in the page cache.
+int CachedPages(const std::string& path, size_t offset, size_t length) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  const size_t size = std::filesystem::file_size(path);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t first = offset / page, last = (offset + length - 1) / page;
+  std::vector<unsigned char> resident(size / page + 1);
+  ::mincore(map, size, resident.data());
+  ::munmap(map, size);
+  int cached = 0;
+  for (size_t p = first; p <= last; ++p) cached += resident[p] & 1;
+  return cached;
+}
+
+TEST_F(SafetensorsTest, EvictDropsTheTensorFromThePageCacheAndNothingElse) {
+  // An empty tensor first: posix_fadvise reads a length of 0 as "to the end of the file". 8 MiB,
+  // since the page cache may hold a file in folios of up to 2 MiB, and one that holds the
+  // still-mapped header page stays.
+  constexpr int kPages = 2048;
+  const int64_t bytes = kPages * 4096;
+  const std::string header = fmt::format(R"({{"a":{{"dtype":"U8","shape":[0],"data_offsets":[0,0]}},)"
+                                         R"("b":{{"dtype":"U8","shape":[{0}],"data_offsets":[0,{0}]}}}})", bytes);
+  const std::string path = Write(Pack(header, std::string(bytes, '\5')));
+  struct statfs fs{};
+  if (::statfs(path.c_str(), &fs) == 0 && fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs keeps its pages";
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_EQ(::fsync(fd), 0);  // dirty pages cannot be dropped
+  ::close(fd);
+  const SafetensorsFile file(path);
+  const SafetensorsTensor& b = file.tensors()[1];
+  const size_t offset = 8 + header.size();
+  file.ReadIntoCache(b);
+  ASSERT_GE(CachedPages(path, offset, bytes), kPages);
+  file.Evict(file.tensors()[0]);
+  EXPECT_GE(CachedPages(path, offset, bytes), kPages) << "evicting an empty tensor dropped its neighbour";
+  file.Evict(b);
+  EXPECT_LE(CachedPages(path, offset, bytes), kPages / 2) << "the tensor stayed in the page cache";
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(b.data), bytes), std::string(bytes, '\5'));
 }
 
 TEST_F(SafetensorsTest, SeededMutationsNeverCrash) {
