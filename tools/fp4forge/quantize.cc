@@ -92,6 +92,8 @@ void AddQuantize(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--force", o->force, "Replace OUT_DIR if it exists");
   cmd->add_flag("--quiet", o->quiet, "No progress and no summary");
+  cmd->footer("Streams: each tensor is read once, quantized and written, then dropped from the page cache (as with "
+              "dd iflag=nocache), so the process stays under twice the largest tensor plus 512 MiB whatever the model's size.");
   cmd->callback([o] { Run(*o); });
 }
 
