@@ -50,7 +50,8 @@ void Run(const Options& o) {
       const std::string speed = settled ? fmt::format("{:.0f} MB/s  ETA {:.0f} s", rate / 1e6,
                                                       (total_bytes - bytes) / std::max(rate, 1.0))
                                         : "-- MB/s  ETA --";
-      fmt::print(stderr, "\r{}/{} tensors  {:.1f}/{:.1f} MB  {}   ", done, total, bytes / 1e6, total_bytes / 1e6, speed);
+      fmt::print(stderr, "\r{}/{} tensors  {:.1f}/{:.1f} MB  {}   ", done, total, bytes / 1e6, total_bytes / 1e6,
+                 speed);
     };
   }
   const QuantizeCheckpointReport r = QuantizeCheckpoint(o.in_dir, o.out_dir, options);
@@ -92,8 +93,9 @@ void AddQuantize(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--force", o->force, "Replace OUT_DIR if it exists");
   cmd->add_flag("--quiet", o->quiet, "No progress and no summary");
-  cmd->footer("Streams: each tensor is read once, quantized and written, then dropped from the page cache (as with "
-              "dd iflag=nocache), so the process stays under twice the largest tensor plus 512 MiB whatever the model's size.");
+  cmd->footer("Streams: each tensor is read once, quantized and written, then dropped from the page cache (as "
+              "with dd iflag=nocache), so the process stays under twice the largest tensor plus 512 MiB whatever "
+              "the model's size.");
   cmd->callback([o] { Run(*o); });
 }
 
