@@ -59,11 +59,11 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
     files_.push_back(std::make_unique<SafetensorsFile>((root / file).string()));
     std::set<std::string> in_file;
     for (const SafetensorsTensor& t : files_.back()->tensors()) {
-      tensors_.push_back({&t, file, files_.back().get()});
-      if (!by_name_.emplace(t.name, tensors_.back()).second) {
+      if (!by_name_.emplace(t.name, tensors_.size()).second) {
         Fail(ErrorCode::kInvalidData, "[checkpoint] tensor '{}' appears in more than one shard ({} too)", t.name, file);
       }
       in_file.insert(t.name);
+      tensors_.push_back({&t, file, files_.back().get()});
     }
     for (const std::string& name : names_by_file[file]) {
       if (!in_file.contains(name)) {
@@ -82,12 +82,12 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
 
 const SafetensorsTensor* Checkpoint::Find(const std::string& name) const {
   const auto it = by_name_.find(name);
-  return it == by_name_.end() ? nullptr : it->second.tensor;
+  return it == by_name_.end() ? nullptr : tensors_[it->second].tensor;
 }
 
 void Checkpoint::Release(const std::string& name) const {
   const auto it = by_name_.find(name);
-  if (it != by_name_.end()) it->second.source->Release(*it->second.tensor);
+  if (it != by_name_.end()) tensors_[it->second].source->Release(*tensors_[it->second].tensor);
 }
 
 int64_t Checkpoint::weight_bytes() const {

@@ -43,7 +43,7 @@ class Checkpoint {
   nlohmann::json config_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::vector<CheckpointTensor> tensors_;
-  std::unordered_map<std::string, CheckpointTensor> by_name_;
+  std::unordered_map<std::string, size_t> by_name_;  // index into tensors_
   std::vector<std::string> other_files_;
 };
 

@@ -142,7 +142,7 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport
         max_code = std::max(max_code, b);
       }
     }
-    ct.source->Release(t);  // a checkpoint's scales can exceed memory: only the tensor at hand stays mapped
+    c.Release(t.name);  // a checkpoint's scales can exceed memory: only the tensor at hand stays mapped
     if (bad) {
       const int64_t last = t.shape.back();
       const std::string where = batched ? fmt::format("expert {}, block {}, column {}", first_bad / (t.shape[1] * last),
