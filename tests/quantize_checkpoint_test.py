@@ -165,6 +165,20 @@ with tempfile.TemporaryDirectory() as tmp:
           run.returncode == 1 and "model.safetensors" in run.stderr
           and not any(f.startswith("full-out") or f.startswith(".full-out") for f in os.listdir(tmp)), run.stderr.strip())
 
+    # Already quantized input: our own NVFP4 output, and a DeepSeek-style FP8 config.
+    fp8 = os.path.join(tmp, "fp8")
+    shutil.copytree(os.path.join(ROOT, "tests", "fixtures", "llama3"), fp8)
+    with open(os.path.join(fp8, "config.json")) as f:
+        config = json.load(f)
+    config["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]}
+    with open(os.path.join(fp8, "config.json"), "w") as f:
+        json.dump(config, f)
+    for src, method in ((dst, '"modelopt"'), (fp8, '"fp8"')):
+        run = quantize(src, os.path.join(tmp, "requantized"))
+        check(f"a checkpoint already quantized ({method}) is refused, pointing to convert; nothing written",
+              run.returncode == 1 and "already quantized" in run.stderr and method in run.stderr and "convert" in run.stderr
+              and not any("requantized" in f for f in os.listdir(tmp)), run.stderr.strip())
+
     # inspect: a good checkpoint is valid; each classic way of breaking one is caught by name.
     def inspect(d):
         run = subprocess.run([FP4FORGE, "inspect", d, "--json"], capture_output=True, text=True)

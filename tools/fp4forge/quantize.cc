@@ -73,7 +73,7 @@ void Run(const Options& o) {
 void AddQuantize(CLI::App& app) {
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("quantize", "Quantize a Hugging Face checkpoint to NVFP4 or MXFP4 (weight-only, W4A16)");
-  cmd->add_option("IN_DIR", o->in_dir, "Checkpoint directory (config.json and *.safetensors)")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("IN_DIR", o->in_dir, "Unquantized checkpoint directory (config.json and BF16/FP16/FP32 *.safetensors)")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("OUT_DIR", o->out_dir, "Output directory (must not exist unless --force)")->required();
   cmd->add_option("--format", o->format,
                   "Checkpoint dialect: modelopt (vLLM/SGLang --quantization modelopt_fp4, TensorRT-LLM) or "

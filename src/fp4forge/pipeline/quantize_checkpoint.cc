@@ -144,10 +144,25 @@ int64_t ParseByteSize(const std::string& text) {
 
 namespace {
 
+// Quantizing an already quantized checkpoint would copy its packed weights as "kept" tensors under
+// a config that lists them as unquantized modules: refused, with the way out.
+void RefuseQuantizedInput(const Checkpoint& in) {
+  const nlohmann::json qc = in.config().value("quantization_config", nlohmann::json());
+  const bool hf_quant = std::ranges::find(in.other_files(), "hf_quant_config.json") != in.other_files().end();
+  const bool declared = qc.is_object() ? !qc.empty() : !qc.is_null();
+  if (!declared && !hf_quant) return;
+  const std::string method = qc.is_object() ? qc.value("quant_method", nlohmann::json("?")).dump() : qc.dump();
+  Fail(ErrorCode::kUnsupported,
+       "[quantize] '{}' is already quantized ({}); quantize takes a BF16, FP16 or FP32 checkpoint. To change an "
+       "NVFP4 checkpoint's dialect use `fp4forge convert`; to quantize again, start from the original weights",
+       in.dir(), declared ? fmt::format("config.json quantization_config, quant_method {}", method) : "hf_quant_config.json");
+}
+
 // Quantizes `in_dir` into the empty directory `tmp`.
 void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& layout,
                   const QuantizeCheckpointOptions& options, QuantizeCheckpointReport& report) {
   const Checkpoint in(in_dir);
+  RefuseQuantizedInput(in);
 
 
   // Plan: what is quantized, and which fused group each quantized weight joins.
