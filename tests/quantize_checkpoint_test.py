@@ -224,8 +224,17 @@ with tempfile.TemporaryDirectory() as tmp:
         t[q.replace("q_proj", "k_proj") + ".weight_scale_2"] = t[q + ".weight_scale_2"] * 1.01
         return True
 
+    def kept_unlisted(t):  # o_proj back in BF16, but still not among the excluded modules
+        o = q.replace("q_proj", "o_proj")
+        packed = t.pop(o + ".weight")
+        del t[o + ".weight_scale"], t[o + ".weight_scale_2"]
+        t[o + ".weight"] = torch.zeros(packed.shape[0], 2 * packed.shape[1], dtype=torch.bfloat16)
+        return True
+
     for label, edit_tensors, edit_config, fragment in [
             ("reciprocal", reciprocal, None, "2688/amax"),
+            ("excluded-but-quantized", None, lambda c: c["quantization"]["exclude_modules"].append(q), "listed as excluded"),
+            ("kept-but-not-excluded", kept_unlisted, None, "not listed as excluded"),
             ("nan-scale", nan_scale, None, "row 3, block 1"),
             ("unshared", unshared, None, "different weight_scale_2"),
             ("no-kv-key", None, lambda c: c["quantization"].pop("kv_cache_quant_algo"), "kv_cache_quant_algo"),

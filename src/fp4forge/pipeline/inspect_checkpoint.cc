@@ -6,7 +6,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
+
+#include <fnmatch.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -38,6 +41,41 @@ struct Fp4Layout {
   bool global_is_reciprocal;  // the stored scalar is gs = 2688/amax
   int block;                // 16 (NVFP4, F8_E4M3 scales) or 32 (MXFP4, U8 E8M0 scales)
   bool w4a4;                // activations quantized: every module needs <input>
+};
+
+// The modules a config declares unquantized (ModelOpt exclude_modules, compressed-tensors ignore),
+// matched as their producers mean them (FORMATS.md §8 item 13): "re:" patterns from the start of
+// the module name, others exactly or as wildcards (ModelOpt's `prefix*`).
+class Exclusions {
+ public:
+  Exclusions(const nlohmann::json& list, const std::string& file, InspectReport& r) {
+    if (!list.is_array()) return;
+    for (const nlohmann::json& entry : list) {
+      if (!entry.is_string()) continue;
+      const std::string pattern = entry.get<std::string>();
+      if (!pattern.starts_with("re:")) {
+        globs_.push_back(pattern);
+        continue;
+      }
+      try {
+        regexes_.emplace_back(pattern.substr(3));
+      } catch (const std::regex_error&) {
+        r.errors.push_back({file, fmt::format("ignore pattern '{}' is not a valid regular expression", pattern),
+                            "correct or remove it"});
+      }
+    }
+  }
+
+  bool Match(const std::string& module) const {
+    return std::ranges::any_of(globs_, [&](const std::string& g) { return ::fnmatch(g.c_str(), module.c_str(), 0) == 0; }) ||
+           std::ranges::any_of(regexes_, [&](const std::regex& re) {
+             return std::regex_search(module, re, std::regex_constants::match_continuous);
+           });
+  }
+
+ private:
+  std::vector<std::string> globs_;
+  std::vector<std::regex> regexes_;
 };
 
 void CheckConfigKeys(const nlohmann::json& quant, InspectReport& r) {
@@ -87,13 +125,23 @@ bool CheckCompressedTensorsConfig(const nlohmann::json& qc, bool nvfp4, InspectR
   return w4a4;
 }
 
-void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport& r) {
+void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, const Exclusions& excluded, InspectReport& r) {
   const std::string packed_suffix = "." + layout.packed;
   const bool nvfp4 = !layout.global.empty();
   std::map<std::string, std::vector<std::pair<std::string, double>>> group_scales;  // fused group -> (module, S)
   std::map<std::string, std::set<std::string>> group_members, group_quantized;
   for (const CheckpointTensor& ct : c.tensors()) {
     const SafetensorsTensor& t = *ct.tensor;
+    // A block Linear kept in high precision must be declared excluded (§5.7 item 7), or the runtimes
+    // build it as FP4 and fail on its weight.
+    if (t.FloatDType() && ClassifyTensor(t.name, t.shape.size(), {}) == LinearVerdict::kQuantize) {
+      const std::string module = FusedExpertsModule(t.name, t.shape.size()).value_or(ModuleName(t.name));
+      if (!excluded.Match(module)) {
+        r.errors.push_back({module, fmt::format("its weight is stored {} but the module is not listed as excluded; "
+                                                "runtimes build it as {} and fail to load it", t.dtype, nvfp4 ? "NVFP4" : "MXFP4"),
+                            "list it in exclude_modules / ignore (fp4forge quantize lists every module it keeps)"});
+      }
+    }
     if (t.name.ends_with(".weight") || t.name.ends_with(packed_suffix)) {
       const std::string module = t.name.substr(0, t.name.rfind('.'));
       if (auto key = FusedGroupKey(module + ".weight")) group_members[*key].insert(module);
@@ -104,6 +152,10 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, InspectReport
     const std::string m = t.name.substr(0, t.name.size() - 13);  // both suffixes have 13 characters
     const std::string sep = batched ? "_" : ".";
     ++r.quantized_modules;
+    if (excluded.Match(m)) {
+      r.errors.push_back({m, "listed as excluded but stored quantized; runtimes build it unquantized and fail to load it",
+                          "remove it from exclude_modules / ignore"});
+    }
     const std::optional<std::string> group = FusedGroupKey(m + ".weight");
     if (group) group_quantized[*group].insert(m);
     auto need = [&](const std::string& name) -> const SafetensorsTensor* {
@@ -292,7 +344,8 @@ InspectReport InspectCheckpoint(const Checkpoint& c) {
     }
     if (algo == "NVFP4" || algo == "W4A16_NVFP4") {
       CheckConfigKeys(quant, r);
-      CheckFp4Modules(c, {"weight", "weight_scale_2", "input_scale", false, 16, algo == "NVFP4"}, r);
+      const Exclusions excluded(quant.value("exclude_modules", qc.value("ignore", nlohmann::json())), "hf_quant_config.json", r);
+      CheckFp4Modules(c, {"weight", "weight_scale_2", "input_scale", false, 16, algo == "NVFP4"}, excluded, r);
       r.validated = true;
       r.serve_commands.push_back(fmt::format("vllm serve {} --quantization modelopt_fp4", dir));
       if (algo == "NVFP4") {
@@ -310,10 +363,11 @@ InspectReport InspectCheckpoint(const Checkpoint& c) {
     const bool nvfp4 = format == "nvfp4-pack-quantized";
     if (nvfp4 || format == "mxfp4-pack-quantized") {
       const bool w4a4 = CheckCompressedTensorsConfig(qc, nvfp4, r);
+      const Exclusions excluded(qc.value("ignore", nlohmann::json()), "config.json", r);
       if (nvfp4) {
-        CheckFp4Modules(c, {"weight_packed", "weight_global_scale", "input_global_scale", true, 16, w4a4}, r);
+        CheckFp4Modules(c, {"weight_packed", "weight_global_scale", "input_global_scale", true, 16, w4a4}, excluded, r);
       } else {
-        CheckFp4Modules(c, {"weight_packed", "", "", false, 32, false}, r);
+        CheckFp4Modules(c, {"weight_packed", "", "", false, 32, false}, excluded, r);
       }
       r.validated = true;
       r.serve_commands.push_back(fmt::format("vllm serve {}", dir));
