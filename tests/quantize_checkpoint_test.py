@@ -130,6 +130,25 @@ with tempfile.TemporaryDirectory() as tmp:
           and all(os.path.getsize(os.path.join(sharded, f)) <= 2_000_000 + 2_100_000 for f in files)
           and set(index.get("weight_map", {})) == set(whole) and all(torch.equal(whole[k], parts[k]) for k in whole))
 
+    # Weights that cannot be quantized (input dimension not a multiple of 16, empty) are kept with a
+    # warning and listed as excluded; the output stays valid.
+    odd = os.path.join(tmp, "odd")
+    shutil.copytree(os.path.join(ROOT, "tests", "fixtures", "llama3"), odd)
+    weights = safetensors_torch.load_file(os.path.join(odd, "model.safetensors"))
+    odd_modules = {"model.layers.1.mlp.down_proj": torch.randn(64, 40).to(torch.bfloat16),
+                   "model.layers.1.self_attn.o_proj": torch.zeros(0, 64, dtype=torch.bfloat16)}
+    weights.update({m + ".weight": w for m, w in odd_modules.items()})
+    safetensors_torch.save_file(weights, os.path.join(odd, "model.safetensors"), metadata={"format": "pt"})
+    run = quantize(odd, os.path.join(tmp, "odd-out"))
+    out = safetensors_torch.load_file(os.path.join(tmp, "odd-out", "model.safetensors")) if run.returncode == 0 else {}
+    excluded = json.load(open(os.path.join(tmp, "odd-out", "hf_quant_config.json")))["quantization"]["exclude_modules"] \
+        if run.returncode == 0 else []
+    inspected = subprocess.run([FP4FORGE, "inspect", os.path.join(tmp, "odd-out")], capture_output=True, text=True)
+    check("a [64, 40] and an empty weight are kept bit for bit with a warning each, listed as excluded; inspect: valid",
+          run.returncode == 0 and all(m + ".weight" in run.stderr for m in odd_modules)
+          and all(torch.equal(out.get(m + ".weight", torch.empty(1)), w) for m, w in odd_modules.items())
+          and all(m in excluded for m in odd_modules) and inspected.returncode == 0, run.stderr.strip()[-300:])
+
     # Failures leave nothing behind.
     dst = os.path.join(tmp, "default")
     run = quantize(os.path.join(ROOT, "models", "default"), dst)

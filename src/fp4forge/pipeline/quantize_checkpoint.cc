@@ -177,10 +177,11 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
         report.warnings.push_back(fmt::format("{}: 3-D fused experts are kept in {}: only ModelOpt NVFP4 has a "
                                               "confirmed layout for them; listed as excluded", t.tensor->name,
                                               t.tensor->dtype));
-      } else if (!t.tensor->FloatDType() || t.tensor->shape[1] % layout.block_size() != 0) {  // K of [N, K], [E, K, N]
-        report.warnings.push_back(fmt::format("{}: {} {} cannot be quantized (needs F32/BF16/F16 and an input "
-                                              "dimension divisible by {}); kept", t.tensor->name, t.tensor->dtype,
-                                              fmt::join(t.tensor->shape, "x"), layout.block_size()));
+      } else if (!t.tensor->FloatDType() || t.tensor->NumElements() == 0 ||
+                 t.tensor->shape[1] % layout.block_size() != 0) {  // K of [N, K], [E, K, N]
+        report.warnings.push_back(fmt::format("{}: {} {} cannot be quantized (needs a non-empty F32/BF16/F16 tensor "
+                                              "whose input dimension is divisible by {}); kept", t.tensor->name,
+                                              t.tensor->dtype, fmt::join(t.tensor->shape, "x"), layout.block_size()));
       } else {
         p.quantize = true;
         if (experts) p.experts = t.tensor->shape[0];
