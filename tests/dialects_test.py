@@ -92,6 +92,19 @@ with tempfile.TemporaryDirectory() as tmp:
     expect_finding("ct strategy missing (vLLM infers 'group')", edited(tmp, ct, "ct-strategy", None, no_strategy), "strategy")
     expect_finding("ct not compressed", edited(tmp, ct, "ct-status", None, lambda c: c.update(quantization_status="frozen")),
                    "quantization_status")
+    # Settings of the wrong JSON type are findings naming the key, never a crash (convert refuses them too).
+    for label, edit, key in [("format-number", lambda c: c.update(format=7), "quantization_config.format"),
+                             ("ignore-string", lambda c: c.update(ignore="lm_head"), "quantization_config.ignore"),
+                             ("ignore-number", lambda c: c["ignore"].append(5), "quantization_config.ignore"),
+                             ("group-list", lambda c: c["config_groups"].update(group_0=[1]), "config_groups.group_0"),
+                             ("weights-number", lambda c: c["config_groups"]["group_0"].update(weights=4), "group_0.weights")]:
+        d = edited(tmp, ct, "ct-type-" + label, None, edit)
+        expect_finding(f"ct {label}", d, key)
+        converted = run("convert", d, os.path.join(tmp, "ct-type-out"), "--to", "modelopt")
+        check(f"convert refuses ct {label} with the finding (exit 1)", converted.returncode == 1 and key in converted.stderr,
+              converted.stderr.strip()[-200:])
+    expect_finding("ct invalid re: pattern in ignore", edited(tmp, ct, "ct-bad-regex", None, lambda c: c["ignore"].append("re:((")),
+                   "not a valid regular expression")
 
     def mx_nan(t):
         t[q + ".weight_scale"][0, 0] = 0xFF

@@ -77,8 +77,8 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
   if (!inspected.valid()) {
     std::string findings;
     for (const Finding& f : inspected.errors) findings += fmt::format("\n  {}: {} (fix: {})", f.where, f.what, f.fix);
-    Fail(ErrorCode::kInvalidData, "[convert] '{}' is not a valid {} checkpoint; fix it first:{}", in_dir,
-         inspected.dialect, findings);
+    Fail(ErrorCode::kInvalidData, "[convert] '{}' ({}) is not valid; fix it first:{}", in_dir, inspected.dialect,
+         findings);
   }
   CheckpointDialect from;
   if (inspected.dialect == "modelopt NVFP4" || inspected.dialect == "modelopt W4A16_NVFP4") {

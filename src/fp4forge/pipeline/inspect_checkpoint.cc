@@ -78,6 +78,49 @@ class Exclusions {
   std::vector<std::regex> regexes_;
 };
 
+// The quantization settings' JSON types, checked before anything reads them: a config written by
+// hand (or by a buggy tool) must give findings, never a crash. Returns whether all are usable.
+bool CheckConfigTypes(const nlohmann::json& qc, const nlohmann::json& hf_quant, InspectReport& r) {
+  const size_t before = r.errors.size();
+  auto expect = [&](const std::string& file, const std::string& key, const nlohmann::json& value, bool ok,
+                    const char* expected) {
+    if (!ok) r.errors.push_back({file, fmt::format("{} is {}, expected {}", key, value.dump(), expected), "correct it"});
+    return ok;
+  };
+  auto strings = [](const nlohmann::json& v) {
+    return v.is_array() && std::ranges::all_of(v, [](const nlohmann::json& e) { return e.is_string(); });
+  };
+  auto fields = [&](const std::string& file, const std::string& prefix, const nlohmann::json& object) {
+    for (const char* key : {"quant_method", "format", "quant_algo", "quantization_status"}) {
+      if (object.contains(key)) expect(file, prefix + key, object[key], object[key].is_string(), "a string");
+    }
+    for (const char* key : {"ignore", "exclude_modules"}) {
+      if (object.contains(key)) expect(file, prefix + key, object[key], strings(object[key]), "a list of strings");
+    }
+  };
+  if (expect("config.json", "quantization_config", qc, qc.is_object() || qc.is_null(), "an object")) {
+    if (qc.is_object()) fields("config.json", "quantization_config.", qc);
+    const nlohmann::json groups = qc.is_object() ? qc.value("config_groups", nlohmann::json::object()) : nlohmann::json::object();
+    if (expect("config.json", "quantization_config.config_groups", groups, groups.is_object(), "an object")) {
+      for (const auto& [name, group] : groups.items()) {
+        const std::string key = "quantization_config.config_groups." + name;
+        if (!expect("config.json", key, group, group.is_object(), "an object")) continue;
+        for (const char* part : {"weights", "input_activations"}) {
+          if (group.contains(part)) {
+            expect("config.json", key + "." + part, group[part], group[part].is_object() || group[part].is_null(), "an object");
+          }
+        }
+      }
+    }
+  }
+  if (expect("hf_quant_config.json", "the file", hf_quant, hf_quant.is_object() || hf_quant.is_null(), "an object") &&
+      hf_quant.contains("quantization") &&
+      expect("hf_quant_config.json", "quantization", hf_quant["quantization"], hf_quant["quantization"].is_object(), "an object")) {
+    fields("hf_quant_config.json", "quantization.", hf_quant["quantization"]);
+  }
+  return r.errors.size() == before;
+}
+
 void CheckConfigKeys(const nlohmann::json& quant, InspectReport& r) {
   // Config keys vLLM requires in hf_quant_config.json; SGLang (older) rejects an empty exclude list.
   for (const char* key : {"quant_algo", "kv_cache_quant_algo", "group_size", "exclude_modules"}) {
@@ -333,6 +376,10 @@ InspectReport InspectCheckpoint(const Checkpoint& c) {
     if (hf_quant.is_discarded()) Fail(ErrorCode::kInvalidData, "[inspect] '{}/hf_quant_config.json' is not JSON", dir);
   }
   const nlohmann::json qc = c.config().value("quantization_config", nlohmann::json::object());
+  if (!CheckConfigTypes(qc, hf_quant, r)) {
+    r.dialect = "malformed quantization config";
+    return r;
+  }
   const std::string method = qc.value("quant_method", hf_quant.contains("quantization") ? "modelopt" : "");
   if (method.starts_with("modelopt")) {
     const nlohmann::json quant = hf_quant.value("quantization", nlohmann::json::object());
