@@ -39,8 +39,13 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
       Fail(ErrorCode::kInvalidData, "[checkpoint] '{}' has no weight_map object", (root / kIndex).string());
     }
     for (const auto& [name, file] : index["weight_map"].items()) {
-      if (!file.is_string()) Fail(ErrorCode::kInvalidData, "[checkpoint] weight_map['{}'] is not a file name", name);
-      names_by_file[file.get<std::string>()].push_back(name);
+      // Shards lie beside the index: a path could make us read (and copy into our output) any file.
+      const std::string shard = file.is_string() ? file.get<std::string>() : "";
+      if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..") {
+        Fail(ErrorCode::kInvalidData, "[checkpoint] {}: weight_map['{}'] is {}; expected the name of a shard file in '{}'",
+             (root / kIndex).string(), name, file.dump(), dir);
+      }
+      names_by_file[shard].push_back(name);
     }
     for (const auto& [file, names] : names_by_file) {
       if (!std::filesystem::exists(root / file)) {

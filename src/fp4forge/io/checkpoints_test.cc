@@ -143,6 +143,11 @@ TEST(Checkpoints, RejectsMissingShardsAndLyingIndexes) {
                                                  : "model-00001-of-00002.safetensors";
   std::ofstream(dir / "model.safetensors.index.json") << index.dump();
   expect_error("model.norm.weight");
+  for (const char* outside : {"../model-00001-of-00002.safetensors", "/etc/passwd", ".."}) {
+    index["weight_map"]["model.norm.weight"] = outside;
+    std::ofstream(dir / "model.safetensors.index.json") << index.dump();
+    expect_error("expected the name of a shard file");
+  }
   std::filesystem::remove(dir / "config.json");
   expect_error("config.json");
   std::filesystem::remove_all(dir);
