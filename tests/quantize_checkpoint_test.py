@@ -184,6 +184,19 @@ with tempfile.TemporaryDirectory() as tmp:
           run.returncode == 1 and "model.safetensors" in run.stderr
           and not any(f.startswith("full-out") or f.startswith(".full-out") for f in os.listdir(tmp)), run.stderr.strip())
 
+    # An output directory that is, or contains, the input would delete it: refused even with --force.
+    inside = os.path.join(tmp, "nest", "model")
+    shutil.copytree(os.path.join(ROOT, "models", "default"), inside)
+    for out in (inside, inside + "/", os.path.dirname(inside)):
+        run = quantize(inside, out, "--force")
+        check(f"quantize into {os.path.relpath(out, tmp)} with --force is refused (exit 2), the input untouched",
+              run.returncode == 2 and "would delete the input" in run.stderr
+              and os.path.exists(os.path.join(inside, "model.safetensors")), run.stderr.strip())
+    run = subprocess.run([FP4FORGE, "convert", dst, dst, "--to", "compressed-tensors", "--force"], capture_output=True, text=True)
+    check("convert into its own input with --force is refused (exit 2), the input untouched", run.returncode == 2
+          and "would delete the input" in run.stderr and os.path.exists(os.path.join(dst, "hf_quant_config.json")),
+          run.stderr.strip())
+
     # Already quantized input: our own NVFP4 output, and a DeepSeek-style FP8 config.
     fp8 = os.path.join(tmp, "fp8")
     shutil.copytree(os.path.join(ROOT, "tests", "fixtures", "llama3"), fp8)

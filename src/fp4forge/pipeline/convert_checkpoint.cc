@@ -95,7 +95,7 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
 
   ConvertReport report;
   report.from = inspected.dialect;
-  BuildDirectory(out_dir, force, [&](const fs::path& tmp) {
+  BuildDirectory(in_dir, out_dir, force, [&](const fs::path& tmp) {
     std::set<std::string> modules, quantized;
     for (const CheckpointTensor& t : in.tensors()) {
       modules.insert(t.tensor->name.substr(0, t.tensor->name.rfind('.')));

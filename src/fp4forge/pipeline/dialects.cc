@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -88,8 +89,15 @@ nlohmann::json QuantizationConfig(CheckpointDialect dialect, CheckpointScheme sc
           {"quantization_status", "compressed"}};
 }
 
-void BuildDirectory(const std::string& out_dir, bool force, const std::function<void(const fs::path&)>& build) {
+void BuildDirectory(const std::string& in_dir, const std::string& out_dir, bool force,
+                    const std::function<void(const fs::path&)>& build) {
   const fs::path out = fs::absolute(out_dir).lexically_normal();
+  const fs::path in = fs::weakly_canonical(in_dir), canonical_out = fs::weakly_canonical(out);
+  const auto [out_end, in_end] = std::mismatch(canonical_out.begin(), canonical_out.end(), in.begin(), in.end());
+  if (out_end == canonical_out.end()) {  // every component of out_dir starts in_dir's path
+    Fail(ErrorCode::kInvalidArgument, "'{}' is, or contains, the input checkpoint '{}'; writing it would delete the "
+         "input. Choose another output directory", out_dir, in_dir);
+  }
   if (fs::exists(out) && !force) {
     Fail(ErrorCode::kInvalidArgument, "'{}' exists; pass --force to replace it", out.string());
   }

@@ -31,11 +31,13 @@ nlohmann::json ModelOptHfQuantConfig(const std::vector<std::string>& excluded, b
 nlohmann::json QuantizationConfig(CheckpointDialect dialect, CheckpointScheme scheme,
                                   const std::vector<std::string>& excluded, bool w4a4);
 
-// Builds the directory `out_dir` through build(tmp), where tmp is a fresh directory beside it, then
-// renames tmp to out_dir: a failure (thrown by build) leaves no output and no tmp. An existing
-// out_dir is refused (Error kInvalidArgument) unless `force`, before build runs; with `force` it is
-// moved aside, replaced, and only then deleted, so that a failure never costs the old checkpoint.
-void BuildDirectory(const std::string& out_dir, bool force, const std::function<void(const std::filesystem::path&)>& build);
+// Builds the directory `out_dir` from the checkpoint `in_dir` through build(tmp), where tmp is a
+// fresh directory beside out_dir, then renames tmp to out_dir: a failure (thrown by build) leaves no
+// output and no tmp. Refused before build runs (Error kInvalidArgument): an out_dir that is in_dir or
+// contains it (replacing it would delete the input), and an existing out_dir unless `force`; with
+// `force` it is moved aside, replaced, and only then deleted, so a failure never costs the old one.
+void BuildDirectory(const std::string& in_dir, const std::string& out_dir, bool force,
+                    const std::function<void(const std::filesystem::path&)>& build);
 
 void WriteJson(const std::filesystem::path& path, const nlohmann::json& json);  // throws Error(kIo)
 

@@ -335,7 +335,7 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
          Nvfp4ScaleRuleName(layout.rule));
   }
   QuantizeCheckpointReport report;
-  BuildDirectory(out_dir, options.force, [&](const fs::path& tmp) { QuantizeInto(in_dir, tmp, layout, options, report); });
+  BuildDirectory(in_dir, out_dir, options.force, [&](const fs::path& tmp) { QuantizeInto(in_dir, tmp, layout, options, report); });
   return report;
 }
 
