@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 from harness import ROOT, check, finish, load_dir, perplexity, require
 
@@ -183,6 +184,25 @@ with tempfile.TemporaryDirectory() as tmp:
     check("a full disk: error names the file being written; no output and no temporary directory left",
           run.returncode == 1 and "model.safetensors" in run.stderr
           and not any(f.startswith("full-out") or f.startswith(".full-out") for f in os.listdir(tmp)), run.stderr.strip())
+
+    # Ctrl-C or SIGTERM while quantizing: exit 130 and nothing left behind, not even the hidden temporary.
+    big = os.path.join(tmp, "interrupted-in")
+    os.makedirs(big)
+    shutil.copy(os.path.join(ROOT, "tests", "fixtures", "llama3", "config.json"), big)
+    gen = torch.Generator().manual_seed(0)
+    safetensors_torch.save_file({f"model.layers.{i}.mlp.down_proj.weight": torch.randn(2048, 2048, generator=gen).to(torch.bfloat16)
+                                 for i in range(24)}, os.path.join(big, "model.safetensors"))  # 200 MB: ~0.2 s or more
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        out = os.path.join(tmp, "interrupted-out")
+        proc = subprocess.Popen([FP4FORGE, "quantize", big, out, "--quiet"], stderr=subprocess.PIPE, text=True)
+        partial = os.path.join(tmp, f".interrupted-out.tmp-{proc.pid}")
+        while proc.poll() is None and not os.path.exists(partial):
+            time.sleep(0.001)
+        proc.send_signal(sig)
+        stderr = proc.communicate()[1]
+        check(f"{sig.name} while quantizing: exit 130, says so, no output and no temporary directory left",
+              proc.returncode == 130 and "stopped by" in stderr and not os.path.exists(out) and not os.path.exists(partial),
+              f"rc={proc.returncode} {stderr.strip()}")
 
     # An output directory that is, or contains, the input would delete it: refused even with --force.
     inside = os.path.join(tmp, "nest", "model")

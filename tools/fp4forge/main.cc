@@ -21,7 +21,11 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const fp4forge::Error& e) {
     fmt::print(stderr, "fp4forge: error: {}\n", e.what());
-    return e.code() == fp4forge::ErrorCode::kInvalidArgument ? 2 : 1;
+    switch (e.code()) {
+      case fp4forge::ErrorCode::kInvalidArgument: return 2;
+      case fp4forge::ErrorCode::kInterrupted: return 130;  // as a shell reports a process ended by SIGINT
+      default: return 1;
+    }
   }
   return 0;
 }

@@ -15,6 +15,7 @@ enum class ErrorCode {
   kInvalidData,      // the data itself is unusable (NaN/Inf weights, corrupt file)
   kUnsupported,      // valid, but not implemented (a dtype or format we do not handle)
   kIo,               // the operating system refused (open, read, write)
+  kInterrupted,      // stopped by Ctrl-C or SIGTERM (base/interrupt.h)
 };
 
 class Error : public std::runtime_error {

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "fp4forge/base/error.h"
+#include "fp4forge/base/interrupt.h"
 #include "fp4forge/format/nvfp4.h"
 #include "fp4forge/io/checkpoint.h"
 #include "fp4forge/io/hf_names.h"
@@ -140,6 +141,7 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
       SafetensorsWriter writer((tmp / file).string(), specs);
       for (size_t i = 0; i < tensors.size(); ++i) {
         const SafetensorsTensor& t = *tensors[i];
+        ThrowIfInterrupted();
         const std::string m = t.name.substr(0, t.name.rfind('.')), leaf = t.name.substr(t.name.rfind('.') + 1);
         if (quantized.contains(m) && (leaf == src.global || leaf == src.input)) {
           const float value = *t.Scalar();  // validated finite and positive (global); input scales too

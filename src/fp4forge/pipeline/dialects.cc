@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "fp4forge/base/error.h"
+#include "fp4forge/base/interrupt.h"
 #include "fp4forge/format/mxfp4.h"
 #include "fp4forge/format/nvfp4.h"
 
@@ -91,32 +92,44 @@ nlohmann::json QuantizationConfig(CheckpointDialect dialect, CheckpointScheme sc
 
 void BuildDirectory(const std::string& in_dir, const std::string& out_dir, bool force,
                     const std::function<void(const fs::path&)>& build) {
-  const fs::path out = fs::absolute(out_dir).lexically_normal();
+  fs::path out = fs::absolute(out_dir).lexically_normal();
+  if (!out.has_filename()) out = out.parent_path();  // "out/" names the directory "out"
   const fs::path in = fs::weakly_canonical(in_dir), canonical_out = fs::weakly_canonical(out);
   const auto [out_end, in_end] = std::mismatch(canonical_out.begin(), canonical_out.end(), in.begin(), in.end());
   if (out_end == canonical_out.end()) {  // every component of out_dir starts in_dir's path
     Fail(ErrorCode::kInvalidArgument, "'{}' is, or contains, the input checkpoint '{}'; writing it would delete the "
          "input. Choose another output directory", out_dir, in_dir);
   }
+  if (fs::exists(out) && !fs::is_directory(out)) {
+    Fail(ErrorCode::kInvalidArgument, "'{}' exists and is not a directory; choose another output directory", out.string());
+  }
   if (fs::exists(out) && !force) {
     Fail(ErrorCode::kInvalidArgument, "'{}' exists; pass --force to replace it", out.string());
   }
   const fs::path tmp = out.parent_path() / fmt::format(".{}.tmp-{}", out.filename().string(), ::getpid());
   const fs::path old = out.parent_path() / fmt::format(".{}.old-{}", out.filename().string(), ::getpid());
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  bool replaced = false;  // out moved to old (only with force, checked above)
+  const InterruptScope interrupts;  // build polls it: Ctrl-C then removes tmp like any failure
+  bool replaced = false;            // out moved to old (only with force, checked above)
+  auto undo = [&] {
+    std::error_code ignored;
+    if (replaced) fs::rename(old, out, ignored);
+    fs::remove_all(tmp, ignored);
+  };
   try {
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
     build(tmp);
+    ThrowIfInterrupted();
     if (fs::exists(out)) {
       fs::rename(out, old);
       replaced = true;
     }
     fs::rename(tmp, out);
+  } catch (const fs::filesystem_error& e) {  // copying a file, creating or renaming a directory
+    undo();
+    Fail(ErrorCode::kIo, "cannot write '{}': {}; nothing was written", e.path1().string(), e.code().message());
   } catch (...) {
-    std::error_code ignored;
-    if (replaced) fs::rename(old, out, ignored);
-    fs::remove_all(tmp, ignored);
+    undo();
     throw;
   }
   if (replaced) {

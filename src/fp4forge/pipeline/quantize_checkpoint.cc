@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fp4forge/base/error.h"
+#include "fp4forge/base/interrupt.h"
 #include "fp4forge/io/checkpoint.h"
 #include "fp4forge/io/safetensors_writer.h"
 #include "fp4forge/pipeline/background_writer.h"
@@ -274,6 +275,7 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
       const Planned* p = shards[shard][i];
       const SafetensorsTensor& t = *p->source->tensor;
       const SafetensorsFile& source = *p->source->source;
+      ThrowIfInterrupted();
       reader.WaitFor(static_cast<size_t>(p - plan.data()));
       if (!p->quantize) {
         background.Submit([writer, &t, &source] {
