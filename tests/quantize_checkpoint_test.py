@@ -185,6 +185,16 @@ with tempfile.TemporaryDirectory() as tmp:
           run.returncode == 1 and "model.safetensors" in run.stderr
           and not any(f.startswith("full-out") or f.startswith(".full-out") for f in os.listdir(tmp)), run.stderr.strip())
 
+    run = quantize(os.path.join(ROOT, "models", "default"), os.path.join(tmp, "slash-out") + "/")
+    check("OUT_DIR/ with a trailing slash is OUT_DIR", run.returncode == 0 and os.path.exists(
+        os.path.join(tmp, "slash-out", "model.safetensors")) and not any(".slash-out" in f for f in os.listdir(tmp)),
+          run.stderr.strip())
+    a_file = os.path.join(tmp, "a-file")
+    open(a_file, "w").write("keep me")
+    run = quantize(os.path.join(ROOT, "models", "default"), a_file, "--force")
+    check("an OUT_DIR that is a file is refused even with --force (exit 2), and kept", run.returncode == 2
+          and "not a directory" in run.stderr and open(a_file).read() == "keep me", run.stderr.strip())
+
     # Ctrl-C or SIGTERM while quantizing: exit 130 and nothing left behind, not even the hidden temporary.
     big = os.path.join(tmp, "interrupted-in")
     os.makedirs(big)
