@@ -5,6 +5,9 @@
 
 namespace fp4forge::cli {
 
+// Option values that must be regular expressions (ECMAScript, as std::regex): refused at parse time.
+extern const CLI::Validator kRegex;
+
 void AddCompareFormats(CLI::App& app);
 void AddQuantize(CLI::App& app);
 void AddInspect(CLI::App& app);

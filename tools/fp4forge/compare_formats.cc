@@ -71,7 +71,22 @@ std::string FormatAnchor(const std::optional<Anchor>& anchor, double value) {
   return fmt::format("{} ({:+.1f}%)", range, 100.0 * (value - nearest) / nearest);
 }
 
-void PrintRows(const std::vector<ComparisonRow>& rows, const Options& options, nlohmann::json& json) {
+// Rows as table lines, under a header printed with the first of them (a run that fails before its
+// first row prints only the error), or collected as JSON.
+struct RowPrinter {
+  const Options& options;
+  nlohmann::json json = nlohmann::json::array();
+  bool header_printed = false;
+
+  void operator()(const std::vector<ComparisonRow>& rows);
+};
+
+void RowPrinter::operator()(const std::vector<ComparisonRow>& rows) {
+  if (!options.json && !header_printed) {
+    fmt::print("{:<6} {:<18} {:<12} {:>6} {:>9} {:>8} {:>10} {:>8} {:>9}  {}\n", "format", "rule", "data", "bits/w",
+               "rel_mse", "sqnr_db", "mse", "max_abs", "cosine", "anchor");
+    header_printed = true;
+  }
   for (const ComparisonRow& row : rows) {
     const ErrorMetrics m = row.sums.Metrics();
     if (options.json) {
@@ -90,11 +105,7 @@ void PrintRows(const std::vector<ComparisonRow>& rows, const Options& options, n
 }
 
 void Run(const Options& options) {
-  nlohmann::json json = nlohmann::json::array();
-  if (!options.json) {
-    fmt::print("{:<6} {:<18} {:<12} {:>6} {:>9} {:>8} {:>10} {:>8} {:>9}  {}\n", "format", "rule", "data", "bits/w",
-               "rel_mse", "sqnr_db", "mse", "max_abs", "cosine", "anchor");
-  }
+  RowPrinter print{options};
   if (!options.file.empty() || !options.model.empty()) {
     // Real tensors: every F32/BF16/F16 tensor of rank >= 2 whose name matches.
     std::vector<const SafetensorsTensor*> tensors;
@@ -114,7 +125,7 @@ void Run(const Options& options) {
     for (const SafetensorsTensor* t : tensors) {
       if (!t->FloatDType() || t->shape.size() < 2 || t->NumElements() == 0 || !std::regex_search(t->name, pattern)) continue;
       const std::vector<ComparisonRow> rows = CompareFormats(t->AsMatrix(), t->name, "", options.threads);
-      if (options.per_tensor) PrintRows(rows, options, json);
+      if (options.per_tensor) print(rows);
       for (const ComparisonRow& row : rows) {
         auto it = std::find_if(totals.begin(), totals.end(), [&](const ComparisonRow& r) {
           return r.traits.format == row.traits.format && r.traits.rule == row.traits.rule;
@@ -133,7 +144,7 @@ void Run(const Options& options) {
     }
     if (!options.per_tensor) {
       for (ComparisonRow& row : totals) row.data = fmt::format("{} tensors", compared);
-      PrintRows(totals, options, json);
+      print(totals);
     }
   } else {
     const int64_t cols = RowLength(options.samples);
@@ -143,11 +154,11 @@ void Run(const Options& options) {
       const std::vector<float> samples = GenerateSamples(dist, options.samples, options.seed, outliers);
       const ConstMatrixView x{.data = samples.data(), .dtype = DType::kF32, .rows = options.samples / cols, .cols = cols};
       // Published figures are for plain samples; with planted outliers there is nothing to compare with.
-      PrintRows(CompareFormats(x, dist.Name(), outliers.fraction > 0 ? "" : dist.Name(), options.threads), options, json);
+      print(CompareFormats(x, dist.Name(), outliers.fraction > 0 ? "" : dist.Name(), options.threads));
     }
   }
   if (options.json) {
-    fmt::print("{}\n", json.dump(2));
+    fmt::print("{}\n", print.json.dump(2));
   } else if (options.file.empty() && options.model.empty()) {
     fmt::print("\n{} samples per distribution, seed {}{}.\n{}", options.samples, options.seed,
                options.outliers.empty() ? "" : fmt::format(", outliers {}", options.outliers), kExplanation);
@@ -175,7 +186,8 @@ void AddCompareFormats(CLI::App& app) {
       ->check(CLI::ExistingDirectory)
       ->excludes(file);
   cmd->add_option("--tensor", options->tensor_regex, "With --file/--model: only tensors whose name matches this regex")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kRegex);
   cmd->add_flag("--per-tensor", options->per_tensor, "With --file/--model: one row per tensor and format");
   cmd->add_option("--threads", options->threads, "Threads (0 = all cores); results do not depend on it")
       ->capture_default_str();

@@ -1,11 +1,27 @@
 // fp4forge: quantize LLM checkpoints to NVFP4 and friends. One binary, one subcommand per job.
 #include <cstdio>
+#include <regex>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "fp4forge/base/error.h"
+
+namespace fp4forge::cli {
+
+const CLI::Validator kRegex(
+    [](const std::string& value) -> std::string {
+      try {
+        std::regex check(value);
+      } catch (const std::regex_error& e) {
+        return fmt::format("'{}' is not a valid regular expression ({})", value, e.what());
+      }
+      return "";
+    },
+    "REGEX");
+
+}  // namespace fp4forge::cli
 
 int main(int argc, char** argv) {
   CLI::App app{"fp4forge " FP4FORGE_VERSION " - NVFP4 quantization toolkit for LLM checkpoints"};
@@ -17,8 +33,10 @@ int main(int argc, char** argv) {
   fp4forge::cli::AddConvert(app);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {  // a subcommand's own status (inspect: 1 invalid, 2 unreadable)
+    return e.get_exit_code();
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;  // --help and --version exit 0, every usage error 2
   } catch (const fp4forge::Error& e) {
     fmt::print(stderr, "fp4forge: error: {}\n", e.what());
     switch (e.code()) {

@@ -85,8 +85,8 @@ void AddQuantize(CLI::App& app) {
                   "NVFP4 block-scale rule: amax (bit-identical to the dialect's own tool: ModelOpt or llm-compressor), "
                   "mse, mse-exhaustive, 4over6")
       ->capture_default_str();
-  cmd->add_option("--include", o->include, "Also quantize tensors whose name matches this regex (repeatable)");
-  cmd->add_option("--exclude", o->exclude, "Keep tensors whose name matches this regex in high precision (repeatable)");
+  cmd->add_option("--include", o->include, "Also quantize tensors whose name matches this regex (repeatable)")->check(kRegex);
+  cmd->add_option("--exclude", o->exclude, "Keep tensors whose name matches this regex in high precision (repeatable)")->check(kRegex);
   cmd->add_flag("--quantize-lm-head", o->quantize_lm_head, "Quantize lm_head too (kept by default)");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores); the output does not depend on it")->capture_default_str();
   cmd->add_option("--max-shard-size", o->max_shard_size, "Largest output shard (5GB, 500MB, 2GiB, ...)")
