@@ -95,8 +95,8 @@ void BuildDirectory(const std::string& in_dir, const std::string& out_dir, bool 
   fs::path out = fs::absolute(out_dir).lexically_normal();
   if (!out.has_filename()) out = out.parent_path();  // "out/" names the directory "out"
   const fs::path in = fs::weakly_canonical(in_dir), canonical_out = fs::weakly_canonical(out);
-  const auto [out_end, in_end] = std::mismatch(canonical_out.begin(), canonical_out.end(), in.begin(), in.end());
-  if (out_end == canonical_out.end()) {  // every component of out_dir starts in_dir's path
+  // Every component of out_dir begins in_dir's path.
+  if (std::mismatch(canonical_out.begin(), canonical_out.end(), in.begin(), in.end()).first == canonical_out.end()) {
     Fail(ErrorCode::kInvalidArgument, "'{}' is, or contains, the input checkpoint '{}'; writing it would delete the "
          "input. Choose another output directory", out_dir, in_dir);
   }

@@ -133,8 +133,8 @@ void CheckConfigKeys(const nlohmann::json& quant, InspectReport& r) {
     r.errors.push_back({"hf_quant_config.json", fmt::format("group_size {}; NVFP4 runtimes accept only 16", quant["group_size"].dump()),
                         "set group_size to 16"});
   }
-  if (quant.contains("exclude_modules") && (!quant["exclude_modules"].is_array() || quant["exclude_modules"].empty())) {
-    r.warnings.push_back({"hf_quant_config.json", "exclude_modules is empty or not a list; older SGLang rejects it",
+  if (quant.contains("exclude_modules") && quant["exclude_modules"].empty()) {  // a list: CheckConfigTypes
+    r.warnings.push_back({"hf_quant_config.json", "exclude_modules is empty; older SGLang rejects it",
                           "list at least \"lm_head\""});
   }
 }

@@ -165,7 +165,6 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
   const Checkpoint in(in_dir);
   RefuseQuantizedInput(in);
 
-
   // Plan: what is quantized, and which fused group each quantized weight joins.
   std::vector<Planned> plan;
   for (const CheckpointTensor& t : in.tensors()) {
