@@ -11,6 +11,7 @@
 
 #include "fp4forge/codec/half.h"
 #include "fp4forge/cpu/quantize.h"
+#include "fp4forge/cpu/target.h"
 #include "fp4forge/quant/quantize.h"
 
 namespace fp4forge {
@@ -112,4 +113,10 @@ FP4FORGE_BENCH(fp8_per_tensor, Fp8Spec{.per_channel = false});
 }  // namespace
 }  // namespace fp4forge
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  // The context line names the SIMD target every figure was measured on.
+  benchmark::AddCustomContext("highway_target", fp4forge::cpu::DispatchedTargetName());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}

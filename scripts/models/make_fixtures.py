@@ -8,7 +8,8 @@ outputs computed by transformers in float32, into tests/fixtures/<name>/:
                       prompt and 8 greedy tokens)
 
 Seeded; with the pinned torch and transformers (tests/fixtures/README.md) re-running reproduces the
-files byte for byte. Tests never need PyTorch: they read the goldens.
+files byte for byte, except the logits' last float32 bits on a CPU of another SIMD width. Tests
+never need PyTorch: they read the goldens.
 
     python3 scripts/models/make_fixtures.py [--out tests/fixtures]
 """

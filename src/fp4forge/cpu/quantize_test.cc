@@ -8,9 +8,11 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include "fp4forge/codec/half.h"
+#include "fp4forge/cpu/target.h"
 #include "hwy/targets.h"
 
 namespace fp4forge::cpu {
@@ -104,6 +106,8 @@ void ExpectSameBits(const QuantizedTensor& want, const QuantizedTensor& got) {
 
 class EveryTarget : public ::testing::Test {
  protected:
+  // Printed so that a log shows which targets were checked on which CPU.
+  static void SetUpTestSuite() { fmt::print("Highway targets under test: {}\n", fmt::join(SupportedTargetNames(), " ")); }
   void TearDown() override { hwy::SetSupportedTargetsForTest(0); }
 };
 
