@@ -1,0 +1,42 @@
+// A fixed set of worker threads for the engine's kernels, started once: a matrix-vector product
+// per layer and token is too short (tens of microseconds) to start threads for, as ParallelFor does.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace fp4forge {
+
+class ThreadPool {
+ public:
+  // `num_threads` counts the calling thread (0 = all hardware threads).
+  explicit ThreadPool(int num_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Calls fn(begin, end) on up to size() disjoint contiguous ranges covering [0, num_items), split
+  // as ParallelFor splits them (so results never depend on which thread ran what), the first on the
+  // calling thread; returns when all are done. fn must not throw. One Run at a time.
+  void Run(int64_t num_items, const std::function<void(int64_t, int64_t)>& fn);
+
+ private:
+  void Work(int index);
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable start_, done_;
+  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  int64_t num_items_ = 0, chunk_ = 0;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace fp4forge
