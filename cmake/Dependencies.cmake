@@ -5,6 +5,8 @@ find_package(hwy REQUIRED)                 # libhwy-dev: portable SIMD with runt
 find_package(fmt REQUIRED)                 # libfmt-dev: formatting of messages and tables
 find_package(nlohmann_json 3.10 REQUIRED)  # nlohmann-json3-dev: JSON output (and later checkpoint headers)
 find_package(CLI11 REQUIRED)               # libcli11-dev: the command line
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)  # libpcre2-dev: tokenizers' Unicode regexes
 if(FP4FORGE_BUILD_TESTS)
   find_package(GTest REQUIRED)             # libgtest-dev
   find_package(Python3 COMPONENTS Interpreter)

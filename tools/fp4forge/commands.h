@@ -12,5 +12,8 @@ void AddCompareFormats(CLI::App& app);
 void AddQuantize(CLI::App& app);
 void AddInspect(CLI::App& app);
 void AddConvert(CLI::App& app);
+void AddEval(CLI::App& app);
+void AddRun(CLI::App& app);
+void AddTokenize(CLI::App& app);
 
 }  // namespace fp4forge::cli

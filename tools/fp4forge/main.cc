@@ -24,13 +24,16 @@ const CLI::Validator kRegex(
 }  // namespace fp4forge::cli
 
 int main(int argc, char** argv) {
-  CLI::App app{"fp4forge " FP4FORGE_VERSION " - NVFP4 quantization toolkit for LLM checkpoints"};
+  CLI::App app{"fp4forge " FP4FORGE_VERSION " - NVFP4 quantization toolkit for LLM checkpoints, and a CPU engine to run and judge them"};
   app.set_version_flag("--version", "fp4forge " FP4FORGE_VERSION);
   app.require_subcommand(1);
   fp4forge::cli::AddCompareFormats(app);
   fp4forge::cli::AddQuantize(app);
   fp4forge::cli::AddInspect(app);
   fp4forge::cli::AddConvert(app);
+  fp4forge::cli::AddEval(app);
+  fp4forge::cli::AddRun(app);
+  fp4forge::cli::AddTokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {  // a subcommand's own status (inspect: 1 invalid, 2 unreadable)

@@ -1,0 +1,509 @@
+// The `tokenizers` library's pipeline, for BPE models: added tokens are cut out of the text first,
+// the rest is normalized, split into words by the pre-tokenizers, each word merged by BPE ranks
+// (lowest rank first, leftmost first among equals), and unknown pieces fall back to byte tokens.
+#include "fp4forge/engine/tokenizer.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <algorithm>
+#include <fstream>
+#include <limits>
+#include <mutex>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "fp4forge/base/error.h"
+
+namespace fp4forge::engine {
+namespace {
+
+// GPT-2's pre-tokenizer regex (ByteLevel with use_regex).
+constexpr const char* kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+std::string Utf8(uint32_t cp) {
+  std::string s;
+  if (cp < 0x80) {
+    s += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    s += static_cast<char>(0xC0 | (cp >> 6));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    s += static_cast<char>(0xE0 | (cp >> 12));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    s += static_cast<char>(0xF0 | (cp >> 18));
+    s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return s;
+}
+
+// Length of the UTF-8 character starting with byte `lead` (1 for a stray continuation byte).
+size_t Utf8Length(unsigned char lead) {
+  return lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 1;
+}
+
+// GPT-2's bytes_to_unicode: printable bytes map to themselves, the other 68 to U+0100 onwards.
+struct ByteAlphabet {
+  std::string to_char[256];
+  std::unordered_map<std::string, uint8_t> to_byte;
+  ByteAlphabet() {
+    int next = 0;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      to_char[b] = Utf8(printable ? b : 256 + next++);
+      to_byte[to_char[b]] = static_cast<uint8_t>(b);
+    }
+  }
+};
+const ByteAlphabet& Alphabet() {
+  static const ByteAlphabet alphabet;
+  return alphabet;
+}
+
+class Regex {
+ public:
+  Regex(const std::string& pattern, const std::string& source) {
+    int error;
+    PCRE2_SIZE offset;
+    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &error,
+                          &offset, nullptr);
+    if (!code_) {
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(error, message, sizeof(message));
+      Fail(ErrorCode::kInvalidData, "[{}] got pre-tokenizer regex {} that does not compile ({} at {}), expected a "
+           "PCRE pattern", source, pattern, reinterpret_cast<const char*>(message), offset);
+    }
+    pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);  // a speed-up where available; matching works without
+  }
+  Regex(Regex&& o) noexcept : code_(std::exchange(o.code_, nullptr)) {}
+  ~Regex() { pcre2_code_free(code_); }
+
+  // The [begin, end) byte ranges of every non-overlapping match in `text`, left to right.
+  std::vector<std::pair<size_t, size_t>> Matches(std::string_view text) const {
+    std::vector<std::pair<size_t, size_t>> out;
+    pcre2_match_data* data = pcre2_match_data_create_from_pattern(code_, nullptr);
+    size_t start = 0;
+    uint32_t options = 0;
+    while (start <= text.size()) {
+      const int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), start, options, data,
+                                 nullptr);
+      if (rc == PCRE2_ERROR_NOMATCH) break;
+      if (rc < 0) {
+        pcre2_match_data_free(data);
+        Fail(ErrorCode::kInvalidData, "[Tokenizer] got text that is not valid UTF-8 (PCRE2 error {}), expected UTF-8", rc);
+      }
+      const PCRE2_SIZE* v = pcre2_get_ovector_pointer(data);
+      if (v[1] == v[0]) {  // empty match: step one character on
+        if (v[0] >= text.size()) break;
+        start = v[0] + Utf8Length(static_cast<unsigned char>(text[v[0]]));
+        continue;
+      }
+      out.emplace_back(v[0], v[1]);
+      start = v[1];
+      options = PCRE2_NO_UTF_CHECK;  // the text was checked by the first match
+    }
+    pcre2_match_data_free(data);
+    return out;
+  }
+
+ private:
+  pcre2_code* code_ = nullptr;
+};
+
+// Splits `word` at the matches of `regex`: the matches, and the text between them, become pieces
+// ("Isolated"); with `remove_matches` the matches are dropped ("Removed").
+void SplitByRegex(const Regex& regex, const std::string& word, bool remove_matches, std::vector<std::string>& out) {
+  size_t last = 0;
+  for (const auto& [b, e] : regex.Matches(word)) {
+    if (b > last) out.push_back(word.substr(last, b - last));
+    if (!remove_matches) out.push_back(word.substr(b, e - b));
+    last = e;
+  }
+  if (last < word.size()) out.push_back(word.substr(last));
+}
+
+std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
+  if (from.empty()) return s;
+  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
+  return s;
+}
+
+struct Step {
+  std::string type;
+  std::string a, b;     // Prepend: a; Replace: a -> b; Metaspace: a = replacement; Strip: a = content
+  bool flag = false;    // ByteLevel: add_prefix_space; Split: remove matches; Metaspace: prepend
+  bool use_regex = true;  // ByteLevel
+  int64_t n = 0;          // Strip: characters from the start
+  std::shared_ptr<Regex> regex;
+};
+
+}  // namespace
+
+struct Tokenizer::Impl {
+  std::string source;
+  std::unordered_map<std::string, int32_t> vocab;
+  std::vector<std::string> id_to_token;
+  std::unordered_map<std::string, int32_t> merge_rank;  // left + '\xff' + right ('\xff' is never in UTF-8)
+  bool byte_fallback = false, ignore_merges = false;
+  int32_t unk = -1;
+  std::vector<std::pair<std::string, int32_t>> added;  // longest first
+  std::vector<Step> normalizer, pre_tokenizer, decoder;
+  bool byte_level = false;  // words are mapped through the byte alphabet before BPE
+  mutable std::mutex cache_mutex;
+  mutable std::unordered_map<std::string, std::vector<int32_t>> cache;
+
+  [[noreturn]] void Bad(const std::string& what, const std::string& expected) const {
+    Fail(ErrorCode::kInvalidData, "[{}] got {}, expected {}", source, what, expected);
+  }
+
+  void ParseSteps(const nlohmann::json& j, const char* section, std::vector<Step>& out) {
+    if (j.is_null()) return;
+    if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) Bad(std::string(section) + " " + j.dump(), "an object with a type");
+    const std::string type = j["type"];
+    const auto str = [&](const char* key) {
+      if (!j.contains(key) || !j[key].is_string()) Bad(fmt::format("{} {} without a string {}", section, type, key), "one");
+      return j[key].get<std::string>();
+    };
+    const auto pattern = [&]() -> std::string {
+      if (!j.contains("pattern") || !j["pattern"].is_object()) Bad(fmt::format("{} {} without a pattern", section, type), "one");
+      const nlohmann::json& p = j["pattern"];
+      if (p.contains("String") && p["String"].is_string()) return p["String"];
+      if (p.contains("Regex") && p["Regex"].is_string()) return p["Regex"];
+      Bad(fmt::format("{} {} pattern {}", section, type, p.dump()), "{\"String\": ...} or {\"Regex\": ...}");
+    };
+    Step s;
+    s.type = type;
+    if (type == "Sequence") {
+      const char* key = j.contains("normalizers") ? "normalizers" : j.contains("pretokenizers") ? "pretokenizers" : "decoders";
+      if (!j.contains(key) || !j[key].is_array()) Bad(fmt::format("{} Sequence without a list", section), "one");
+      for (const nlohmann::json& e : j[key]) ParseSteps(e, section, out);
+      return;
+    } else if (type == "Prepend") {
+      s.a = str("prepend");
+    } else if (type == "Replace") {
+      if (!j["pattern"].contains("String")) Fail(ErrorCode::kUnsupported, "[{}] got a {} Replace by regex, expected a String pattern", source, section);
+      s.a = pattern();
+      s.b = str("content");
+    } else if (type == "ByteLevel") {
+      s.flag = j.value("add_prefix_space", false);
+      s.use_regex = j.value("use_regex", true);
+      if (s.use_regex && std::string(section) == "pre_tokenizer") s.regex = std::make_shared<Regex>(kGpt2Pattern, source);
+      byte_level |= std::string(section) == "pre_tokenizer";
+    } else if (type == "Split") {
+      const std::string behavior = str("behavior");
+      if ((behavior != "Isolated" && behavior != "Removed") || j.value("invert", false)) {
+        Fail(ErrorCode::kUnsupported, "[{}] got Split behavior {} (invert {}), expected Isolated or Removed", source,
+             behavior, j.value("invert", false));
+      }
+      s.flag = behavior == "Removed";
+      const bool is_regex = j["pattern"].contains("Regex");
+      std::string p = pattern();
+      if (!is_regex) {  // a literal string: quote it for PCRE
+        p = "\\Q" + p + "\\E";
+      }
+      s.regex = std::make_shared<Regex>(p, source);
+    } else if (type == "Digits") {
+      s.flag = j.value("individual_digits", false);
+      s.regex = std::make_shared<Regex>(s.flag ? "\\p{N}" : "\\p{N}+", source);
+    } else if (type == "Metaspace") {
+      s.a = str("replacement");
+      const std::string scheme = j.value("prepend_scheme", j.value("add_prefix_space", true) ? "always" : "never");
+      if (scheme == "first") {
+        s.flag = true;  // the text is one piece here: first and always agree
+      } else {
+        s.flag = scheme == "always";
+      }
+      s.use_regex = j.value("split", true);
+    } else if (type == "ByteFallback" || type == "Fuse") {
+    } else if (type == "Strip") {
+      s.a = str("content");
+      s.n = j.value("start", 0);
+      if (j.value("stop", 0) != 0) Fail(ErrorCode::kUnsupported, "[{}] got a Strip decoder with stop, expected 0", source);
+    } else {
+      Fail(ErrorCode::kUnsupported, "[{}] got {} type {}, expected one of the BPE pipeline's (Sequence, Prepend, "
+           "Replace, ByteLevel, Split, Digits, Metaspace, ByteFallback, Fuse, Strip)", source, section, type);
+    }
+    out.push_back(std::move(s));
+  }
+
+  // Pre-tokenization of one normalized piece of text into words (in BPE's alphabet).
+  std::vector<std::string> Words(const std::string& text) const {
+    std::vector<std::string> words{text}, next;
+    for (const Step& s : pre_tokenizer) {
+      next.clear();
+      for (const std::string& w : words) {
+        if (s.type == "ByteLevel") {
+          const std::string t = (s.flag && !w.empty() && w[0] != ' ') ? " " + w : w;
+          std::vector<std::string> parts;
+          if (s.regex) {
+            SplitByRegex(*s.regex, t, false, parts);
+          } else {
+            parts.push_back(t);
+          }
+          for (const std::string& p : parts) {
+            std::string mapped;
+            for (unsigned char c : p) mapped += Alphabet().to_char[c];
+            next.push_back(mapped);
+          }
+        } else if (s.type == "Split" || s.type == "Digits") {
+          SplitByRegex(*s.regex, w, s.flag, next);
+        } else if (s.type == "Metaspace") {
+          std::string t = ReplaceAll(w, " ", s.a);
+          if (s.flag && t.rfind(s.a, 0) != 0) t = s.a + t;
+          if (!s.use_regex) {
+            next.push_back(t);
+            continue;
+          }
+          // Split before each replacement character ("MergedWithNext").
+          size_t begin = 0;
+          for (size_t p = t.find(s.a, 1); p != std::string::npos; p = t.find(s.a, p + 1)) {
+            next.push_back(t.substr(begin, p - begin));
+            begin = p;
+          }
+          next.push_back(t.substr(begin));
+        } else {
+          next.push_back(w);
+        }
+      }
+      words.swap(next);
+    }
+    return words;
+  }
+
+  void Bpe(const std::string& word, std::vector<int32_t>& ids) const {
+    if (word.empty()) return;
+    {
+      std::lock_guard<std::mutex> lock(cache_mutex);
+      if (auto it = cache.find(word); it != cache.end()) {
+        ids.insert(ids.end(), it->second.begin(), it->second.end());
+        return;
+      }
+    }
+    std::vector<int32_t> out;
+    if (auto it = vocab.find(word); ignore_merges && it != vocab.end()) {
+      out.push_back(it->second);
+    } else {
+      std::vector<std::string> symbols;
+      for (size_t i = 0; i < word.size();) {
+        const size_t n = std::min(Utf8Length(static_cast<unsigned char>(word[i])), word.size() - i);
+        symbols.push_back(word.substr(i, n));
+        i += n;
+      }
+      while (symbols.size() > 1) {
+        int32_t best = std::numeric_limits<int32_t>::max();
+        size_t at = 0;
+        for (size_t i = 0; i + 1 < symbols.size(); ++i) {
+          const auto it = merge_rank.find(symbols[i] + '\xff' + symbols[i + 1]);
+          if (it != merge_rank.end() && it->second < best) {
+            best = it->second;
+            at = i;
+          }
+        }
+        if (best == std::numeric_limits<int32_t>::max()) break;
+        symbols[at] += symbols[at + 1];
+        symbols.erase(symbols.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+      }
+      for (const std::string& s : symbols) {
+        if (auto it = vocab.find(s); it != vocab.end()) {
+          out.push_back(it->second);
+        } else if (byte_fallback) {
+          for (unsigned char c : s) {
+            const auto b = vocab.find(fmt::format("<0x{:02X}>", c));
+            if (b != vocab.end()) {
+              out.push_back(b->second);
+            } else if (unk >= 0) {
+              out.push_back(unk);
+            }
+          }
+        } else if (unk >= 0) {
+          out.push_back(unk);
+        }
+      }
+    }
+    ids.insert(ids.end(), out.begin(), out.end());
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    cache.emplace(word, std::move(out));
+  }
+
+  void EncodePlain(const std::string& text, std::vector<int32_t>& ids) const {
+    if (text.empty()) return;
+    std::string t = text;
+    for (const Step& s : normalizer) {
+      if (s.type == "Prepend") t = s.a + t;
+      if (s.type == "Replace") t = ReplaceAll(t, s.a, s.b);
+    }
+    for (const std::string& w : Words(t)) Bpe(w, ids);
+  }
+};
+
+Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+Tokenizer::~Tokenizer() = default;
+
+Tokenizer Tokenizer::FromFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) Fail(ErrorCode::kIo, "[Tokenizer] got no readable file {}, expected a tokenizer.json", path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  // Bounded nesting: a hostile file cannot recurse the parser deep.
+  int depth = 0, max_depth = 0;
+  for (char c : buffer.view()) {
+    depth += (c == '{' || c == '[') - (c == '}' || c == ']');
+    max_depth = std::max(max_depth, depth);
+  }
+  if (max_depth > 64) Fail(ErrorCode::kInvalidData, "[{}] got JSON nested {} deep, expected at most 64", path, max_depth);
+  const nlohmann::json j = nlohmann::json::parse(buffer.view(), nullptr, false);
+  auto impl = std::make_unique<Impl>();
+  impl->source = path;
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) impl->Bad("no \"model\" object", "a tokenizer.json");
+  const nlohmann::json& m = j["model"];
+  const std::string type = m.value("type", "");
+  if (type != "BPE") {
+    Fail(ErrorCode::kUnsupported, "[{}] got model type \"{}\", expected BPE (WordPiece, Unigram: use a SentencePiece "
+         "tokenizer.model)", path, type);
+  }
+  if (!m.contains("vocab") || !m["vocab"].is_object()) impl->Bad("model.vocab that is not an object", "token -> id");
+  for (const auto& [token, id] : m["vocab"].items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > (1 << 24)) {
+      impl->Bad(fmt::format("vocab entry {}: {}", token, id.dump()), "an id in [0, 2^24]");
+    }
+    impl->vocab[token] = id.get<int32_t>();
+  }
+  if (!m.contains("merges") || !m["merges"].is_array()) impl->Bad("model.merges that is not a list", "a list");
+  int32_t rank = 0;
+  for (const nlohmann::json& merge : m["merges"]) {
+    std::string left, right;
+    if (merge.is_string()) {  // "a b" (older files)
+      const std::string s = merge;
+      const size_t space = s.find(' ', 1);
+      if (space == std::string::npos) impl->Bad("merge \"" + s + "\"", "two symbols separated by a space");
+      left = s.substr(0, space);
+      right = s.substr(space + 1);
+    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
+      left = merge[0];
+      right = merge[1];
+    } else {
+      impl->Bad("merge " + merge.dump(), "[\"a\", \"b\"] or \"a b\"");
+    }
+    impl->merge_rank.emplace(left + '\xff' + right, rank++);
+  }
+  impl->byte_fallback = m.value("byte_fallback", false);
+  impl->ignore_merges = m.value("ignore_merges", false);
+  if (m.contains("unk_token") && m["unk_token"].is_string()) {
+    const auto it = impl->vocab.find(m["unk_token"].get<std::string>());
+    if (it != impl->vocab.end()) impl->unk = it->second;
+  }
+  if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
+    for (const nlohmann::json& a : j["added_tokens"]) {
+      if (!a.is_object() || !a.contains("content") || !a["content"].is_string() || !a.contains("id") ||
+          !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0 || a["id"].get<int64_t>() > (1 << 24)) {
+        impl->Bad("added token " + a.dump(), "{\"id\": N, \"content\": \"...\"}");
+      }
+      impl->added.emplace_back(a["content"].get<std::string>(), a["id"].get<int32_t>());
+      impl->vocab.emplace(a["content"].get<std::string>(), a["id"].get<int32_t>());
+    }
+  }
+  std::sort(impl->added.begin(), impl->added.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  impl->ParseSteps(j.value("normalizer", nlohmann::json()), "normalizer", impl->normalizer);
+  impl->ParseSteps(j.value("pre_tokenizer", nlohmann::json()), "pre_tokenizer", impl->pre_tokenizer);
+  impl->ParseSteps(j.value("decoder", nlohmann::json()), "decoder", impl->decoder);
+  for (const Step& s : impl->normalizer) {
+    if (s.type != "Prepend" && s.type != "Replace") {
+      Fail(ErrorCode::kUnsupported, "[{}] got normalizer {}, expected Prepend or Replace", path, s.type);
+    }
+  }
+  int32_t largest = -1;
+  for (const auto& [token, id] : impl->vocab) largest = std::max(largest, id);
+  impl->id_to_token.resize(static_cast<size_t>(largest + 1));
+  for (const auto& [token, id] : impl->vocab) impl->id_to_token[id] = token;
+  return Tokenizer(std::move(impl));
+}
+
+std::vector<int32_t> Tokenizer::Encode(std::string_view text) const {
+  std::vector<int32_t> ids;
+  std::string plain;
+  for (size_t i = 0; i < text.size();) {
+    const auto hit = std::find_if(impl_->added.begin(), impl_->added.end(), [&](const auto& a) {
+      return !a.first.empty() && text.compare(i, a.first.size(), a.first) == 0;
+    });
+    if (hit == impl_->added.end()) {
+      plain += text[i++];
+      continue;
+    }
+    impl_->EncodePlain(plain, ids);
+    plain.clear();
+    ids.push_back(hit->second);
+    i += hit->first.size();
+  }
+  impl_->EncodePlain(plain, ids);
+  return ids;
+}
+
+std::string Tokenizer::Decode(const std::vector<int32_t>& ids) const {
+  std::vector<std::string> pieces;
+  std::vector<bool> added;
+  for (int32_t id : ids) {
+    if (id < 0 || id >= static_cast<int32_t>(impl_->id_to_token.size())) {
+      Fail(ErrorCode::kInvalidArgument, "[Tokenizer] got token id {}, expected one in [0, {})", id, impl_->id_to_token.size());
+    }
+    const std::string& t = impl_->id_to_token[id];
+    pieces.push_back(t);
+    added.push_back(std::any_of(impl_->added.begin(), impl_->added.end(), [&](const auto& a) { return a.second == id; }));
+  }
+  for (const Step& s : impl_->decoder) {
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      if (added[i]) continue;
+      std::string& p = pieces[i];
+      if (s.type == "ByteLevel") {
+        std::string bytes;
+        for (size_t k = 0; k < p.size();) {
+          const size_t n = std::min(Utf8Length(static_cast<unsigned char>(p[k])), p.size() - k);
+          const auto it = Alphabet().to_byte.find(p.substr(k, n));
+          bytes += it != Alphabet().to_byte.end() ? std::string(1, static_cast<char>(it->second)) : p.substr(k, n);
+          k += n;
+        }
+        p = bytes;
+      } else if (s.type == "Replace") {
+        p = ReplaceAll(p, s.a, s.b);
+      } else if (s.type == "ByteFallback") {
+        unsigned value;
+        if (p.size() == 6 && p.rfind("<0x", 0) == 0 && p[5] == '>' && std::sscanf(p.c_str(), "<0x%2X>", &value) == 1) {
+          p = std::string(1, static_cast<char>(value));
+        }
+      } else if (s.type == "Strip") {
+        for (int64_t k = 0; k < s.n && p.rfind(s.a, 0) == 0; ++k) p.erase(0, s.a.size());
+      } else if (s.type == "Metaspace") {
+        p = ReplaceAll(p, s.a, " ");
+        if (i == 0 && s.flag && !p.empty() && p[0] == ' ') p.erase(0, 1);
+      }
+    }
+    if (s.type == "Fuse") {  // later steps see one piece
+      std::string all;
+      for (const std::string& p : pieces) all += p;
+      pieces = {all};
+      added = {false};
+    }
+  }
+  std::string out;
+  for (const std::string& p : pieces) out += p;
+  return out;
+}
+
+int64_t Tokenizer::vocab_size() const { return static_cast<int64_t>(impl_->id_to_token.size()); }
+
+int32_t Tokenizer::TokenId(std::string_view content) const {
+  for (const auto& [text, id] : impl_->added) {
+    if (text == content) return id;
+  }
+  return -1;
+}
+
+}  // namespace fp4forge::engine

@@ -1,0 +1,53 @@
+#include "engine_cli.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "fp4forge/base/error.h"
+#include "fp4forge/pipeline/inspect_checkpoint.h"
+
+namespace fp4forge::cli {
+
+std::unique_ptr<engine::Model> LoadModel(const std::string& dir, int threads) {
+  if (!std::filesystem::is_directory(dir)) {
+    Fail(ErrorCode::kInvalidArgument, "[model] got {}, expected a checkpoint directory (config.json + *.safetensors)", dir);
+  }
+  const InspectReport report = InspectCheckpoint(dir);
+  if (!report.valid()) {
+    std::string findings;
+    for (const Finding& f : report.errors) findings += fmt::format("\n  {}: {} (fix: {})", f.where, f.what, f.fix);
+    Fail(ErrorCode::kInvalidData, "[model] got {}, which fp4forge inspect calls invalid ({}):{}", dir, report.dialect,
+         findings);
+  }
+  return std::make_unique<engine::Model>(dir, threads);
+}
+
+engine::Tokenizer LoadTokenizer(const std::string& dir, const engine::Model* model) {
+  const std::string path = dir + "/tokenizer.json";
+  if (!std::filesystem::exists(path)) {
+    Fail(ErrorCode::kInvalidArgument, "[tokenizer] got no {}, expected the model's Hugging Face tokenizer beside it",
+         path);
+  }
+  engine::Tokenizer tokenizer = engine::Tokenizer::FromFile(path);
+  if (model && tokenizer.vocab_size() > model->config().vocab_size) {
+    Fail(ErrorCode::kInvalidData, "[tokenizer] got {} with ids up to {}, expected fewer than the model's vocab_size {}",
+         path, tokenizer.vocab_size() - 1, model->config().vocab_size);
+  }
+  return tokenizer;
+}
+
+std::string ReadTextFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in || std::filesystem::is_directory(path)) {
+    Fail(ErrorCode::kInvalidArgument, "[text] got {}, expected a readable text file", path);
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  if (buffer.view().empty()) Fail(ErrorCode::kInvalidArgument, "[text] got an empty file {}, expected text", path);
+  return buffer.str();
+}
+
+}  // namespace fp4forge::cli
