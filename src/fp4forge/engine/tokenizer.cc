@@ -137,7 +137,8 @@ std::string ReplaceAll(std::string s, const std::string& from, const std::string
 struct Step {
   std::string type;
   std::string a, b;     // Prepend: a; Replace: a -> b; Metaspace: a = replacement; Strip: a = content
-  bool flag = false;    // ByteLevel: add_prefix_space; Split: remove matches; Metaspace: prepend
+  bool flag = false;    // ByteLevel: add_prefix_space; Split: remove matches; Metaspace: prepend always
+  bool prepend_first = false;  // Metaspace prepend_scheme "first": prepend to the input's first word only
   bool use_regex = true;  // ByteLevel
   int64_t n = 0;          // Strip: characters from the start
   std::shared_ptr<Regex> regex;
@@ -214,11 +215,8 @@ struct Tokenizer::Impl {
     } else if (type == "Metaspace") {
       s.a = str("replacement");
       const std::string scheme = j.value("prepend_scheme", j.value("add_prefix_space", true) ? "always" : "never");
-      if (scheme == "first") {
-        s.flag = true;  // the text is one piece here: first and always agree
-      } else {
-        s.flag = scheme == "always";
-      }
+      s.flag = scheme == "always";
+      s.prepend_first = scheme == "first";
       s.use_regex = j.value("split", true);
     } else if (type == "ByteFallback" || type == "Fuse") {
     } else if (type == "Strip") {
@@ -233,7 +231,8 @@ struct Tokenizer::Impl {
   }
 
   // Pre-tokenization of one normalized piece of text into words (in BPE's alphabet).
-  std::vector<std::string> Words(const std::string& text) const {
+  // `at_start`: the text begins the input (Metaspace's prepend_scheme "first" marks only that word).
+  std::vector<std::string> Words(const std::string& text, bool at_start) const {
     std::vector<std::string> words{text}, next;
     for (const Step& s : pre_tokenizer) {
       next.clear();
@@ -255,7 +254,7 @@ struct Tokenizer::Impl {
           SplitByRegex(*s.regex, w, s.flag, next);
         } else if (s.type == "Metaspace") {
           std::string t = ReplaceAll(w, " ", s.a);
-          if (s.flag && t.rfind(s.a, 0) != 0) t = s.a + t;
+          if ((s.flag || (s.prepend_first && at_start && &w == &words.front())) && t.rfind(s.a, 0) != 0) t = s.a + t;
           if (!s.use_regex) {
             next.push_back(t);
             continue;
@@ -331,14 +330,14 @@ struct Tokenizer::Impl {
     cache.emplace(word, std::move(out));
   }
 
-  void EncodePlain(const std::string& text, std::vector<int32_t>& ids) const {
+  void EncodePlain(const std::string& text, bool at_start, std::vector<int32_t>& ids) const {
     if (text.empty()) return;
     std::string t = text;
     for (const Step& s : normalizer) {
       if (s.type == "Prepend") t = s.a + t;
       if (s.type == "Replace") t = ReplaceAll(t, s.a, s.b);
     }
-    for (const std::string& w : Words(t)) Bpe(w, ids);
+    for (const std::string& w : Words(t, at_start)) Bpe(w, ids);
   }
 };
 
@@ -438,29 +437,26 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text) const {
       plain += text[i++];
       continue;
     }
-    impl_->EncodePlain(plain, ids);
+    impl_->EncodePlain(plain, i == plain.size(), ids);
     plain.clear();
     ids.push_back(hit->second);
     i += hit->first.size();
   }
-  impl_->EncodePlain(plain, ids);
+  impl_->EncodePlain(plain, plain.size() == text.size(), ids);
   return ids;
 }
 
 std::string Tokenizer::Decode(const std::vector<int32_t>& ids) const {
-  std::vector<std::string> pieces;
-  std::vector<bool> added;
+  std::vector<std::string> pieces;  // added tokens go through the decoder too, as in `tokenizers`
   for (int32_t id : ids) {
     if (id < 0 || id >= static_cast<int32_t>(impl_->id_to_token.size())) {
       Fail(ErrorCode::kInvalidArgument, "[Tokenizer] got token id {}, expected one in [0, {})", id, impl_->id_to_token.size());
     }
     const std::string& t = impl_->id_to_token[id];
     pieces.push_back(t);
-    added.push_back(std::any_of(impl_->added.begin(), impl_->added.end(), [&](const auto& a) { return a.second == id; }));
   }
   for (const Step& s : impl_->decoder) {
     for (size_t i = 0; i < pieces.size(); ++i) {
-      if (added[i]) continue;
       std::string& p = pieces[i];
       if (s.type == "ByteLevel") {
         std::string bytes;
@@ -482,14 +478,13 @@ std::string Tokenizer::Decode(const std::vector<int32_t>& ids) const {
         for (int64_t k = 0; k < s.n && p.rfind(s.a, 0) == 0; ++k) p.erase(0, s.a.size());
       } else if (s.type == "Metaspace") {
         p = ReplaceAll(p, s.a, " ");
-        if (i == 0 && s.flag && !p.empty() && p[0] == ' ') p.erase(0, 1);
+        if (i == 0 && (s.flag || s.prepend_first) && !p.empty() && p[0] == ' ') p.erase(0, 1);
       }
     }
     if (s.type == "Fuse") {  // later steps see one piece
       std::string all;
       for (const std::string& p : pieces) all += p;
       pieces = {all};
-      added = {false};
     }
   }
   std::string out;
