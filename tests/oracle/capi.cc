@@ -8,6 +8,7 @@
 #include "fp4forge/codec/e4m3.h"
 #include "fp4forge/codec/half.h"
 #include "fp4forge/codec/ue8m0.h"
+#include "fp4forge/cpu/ops.h"
 #include "fp4forge/quant/quantize.h"
 
 using namespace fp4forge;
@@ -21,6 +22,11 @@ void Map(const In* in, int64_t n, Out* out) {
 }  // namespace
 
 extern "C" {
+
+// W4A4 activations [rows, cols] quantized and dequantized as a Blackwell runtime does (FORMATS.md §3.6).
+void fp4forge_quantize_activations_nvfp4(const float* x, int64_t rows, int64_t cols, float global_scale, float* out) {
+  cpu::QuantizeActivationsNvfp4(x, rows, cols, global_scale, out);
+}
 
 void fp4forge_encode_e4m3(const float* x, int64_t n, uint8_t* out) { Map<EncodeE4M3>(x, n, out); }
 void fp4forge_decode_e4m3(const uint8_t* codes, int64_t n, float* out) { Map<DecodeE4M3>(codes, n, out); }

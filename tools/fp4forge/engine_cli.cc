@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cstdlib>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -48,6 +49,21 @@ std::string ReadTextFile(const std::string& path) {
   buffer << in.rdbuf();
   if (buffer.view().empty()) Fail(ErrorCode::kInvalidArgument, "[text] got an empty file {}, expected text", path);
   return buffer.str();
+}
+
+std::vector<int32_t> ReadTokenIds(const std::string& path) {
+  std::istringstream in(ReadTextFile(path));
+  std::vector<int32_t> ids;
+  std::string word;
+  while (in >> word) {
+    char* end = nullptr;
+    const long long v = std::strtoll(word.c_str(), &end, 10);
+    if (*end != '\0' || v < 0 || v > (1 << 30)) {
+      Fail(ErrorCode::kInvalidArgument, "[tokens] got \"{}\" in {}, expected non-negative token ids", word, path);
+    }
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  return ids;
 }
 
 }  // namespace fp4forge::cli

@@ -16,5 +16,7 @@ std::unique_ptr<engine::Model> LoadModel(const std::string& dir, int threads);
 engine::Tokenizer LoadTokenizer(const std::string& dir, const engine::Model* model);
 // The whole file; Error naming it when unreadable or empty.
 std::string ReadTextFile(const std::string& path);
+// Whitespace-separated non-negative token ids; Error naming the file and the first bad entry.
+std::vector<int32_t> ReadTokenIds(const std::string& path);
 
 }  // namespace fp4forge::cli

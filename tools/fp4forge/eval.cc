@@ -15,7 +15,7 @@ namespace fp4forge::cli {
 namespace {
 
 struct Options {
-  std::string model, text, ref;
+  std::string model, text, token_file, ref;
   int64_t ctx = 512;
   int64_t max_tokens = 0;
   int threads = 0;
@@ -24,13 +24,17 @@ struct Options {
 
 void Run(const Options& o) {
   auto model = LoadModel(o.model, o.threads);
-  const engine::Tokenizer tokenizer = LoadTokenizer(o.model, model.get());
   std::unique_ptr<engine::Model> ref;
   if (!o.ref.empty()) ref = LoadModel(o.ref, o.threads);
   std::vector<int32_t> tokens;
-  if (model->config().bos_token_id >= 0) tokens.push_back(static_cast<int32_t>(model->config().bos_token_id));
-  const std::vector<int32_t> text = tokenizer.Encode(ReadTextFile(o.text));
-  tokens.insert(tokens.end(), text.begin(), text.end());
+  if (!o.token_file.empty()) {
+    tokens = ReadTokenIds(o.token_file);
+  } else {
+    const engine::Tokenizer tokenizer = LoadTokenizer(o.model, model.get());
+    if (model->config().bos_token_id >= 0) tokens.push_back(static_cast<int32_t>(model->config().bos_token_id));
+    const std::vector<int32_t> text = tokenizer.Encode(ReadTextFile(o.text));
+    tokens.insert(tokens.end(), text.begin(), text.end());
+  }
 
   engine::EvalOptions options;
   options.context = o.ctx;
@@ -74,7 +78,9 @@ void AddEval(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "eval", "Perplexity of a checkpoint (original or quantized) on a text, and KL divergence against a reference");
   cmd->add_option("MODEL", o->model, "Checkpoint directory (BF16/FP16/FP32, NVFP4, MXFP4 or FP8)")->required();
-  cmd->add_option("--text", o->text, "UTF-8 text file, tokenized whole with BOS prepended")->required();
+  auto* text = cmd->add_option("--text", o->text, "UTF-8 text file, tokenized whole with BOS prepended");
+  cmd->add_option("--tokens", o->token_file, "Instead of --text: a file of token ids (whitespace-separated, as "
+                  "`fp4forge tokenize` prints them), used as they are")->excludes(text);
   cmd->add_option("--ctx", o->ctx, "Window length in tokens; windows do not overlap, a last partial one is dropped")
       ->capture_default_str()->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
   cmd->add_option("--ref", o->ref, "Reference checkpoint (e.g. the BF16 original): adds KL divergence and top-1 agreement");
@@ -82,7 +88,10 @@ void AddEval(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", o->threads, "Threads (0: all cores)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", o->json, "Print JSON: ppl, nll, tokens and, with --ref, kld_mean, kld_p99, top1_agree, ...");
-  cmd->callback([o] { Run(*o); });
+  cmd->callback([o] {
+    if (o->text.empty() && o->token_file.empty()) throw CLI::RequiredError("--text or --tokens");
+    Run(*o);
+  });
 }
 
 }  // namespace fp4forge::cli
