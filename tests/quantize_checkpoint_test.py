@@ -150,6 +150,16 @@ with tempfile.TemporaryDirectory() as tmp:
           and all(torch.equal(out.get(m + ".weight", torch.empty(1)), w) for m, w in odd_modules.items())
           and all(m in excluded for m in odd_modules) and inspected.returncode == 0, run.stderr.strip()[-300:])
 
+    # --quantize-lm-head: nothing is excluded, and the list that must not be empty does not name lm_head.
+    for fmt in ["modelopt", "compressed-tensors"]:
+        head = os.path.join(tmp, "lm-head-" + fmt)
+        run = quantize(os.path.join(ROOT, "tests", "fixtures", "llama3"), head, "--quantize-lm-head", "--format", fmt)
+        config = json.load(open(os.path.join(head, "config.json")))["quantization_config"] if run.returncode == 0 else {}
+        inspected = subprocess.run([FP4FORGE, "inspect", head], capture_output=True, text=True)
+        check(f"--quantize-lm-head ({fmt}): lm_head quantized and not listed as excluded; inspect: valid",
+              run.returncode == 0 and "lm_head" not in config.get("ignore", ["lm_head"]) and inspected.returncode == 0,
+              inspected.stdout.strip()[-300:])
+
     # Failures leave nothing behind.
     dst = os.path.join(tmp, "default")
     run = quantize(os.path.join(ROOT, "models", "default"), dst)

@@ -128,18 +128,10 @@ def mean_loss(model, tokens, seq_len, device, batch_size=64):
     return total / count
 
 
-def train(args):
+def fit(model, train_tokens, val_tokens, steps, device, seed=SEED):
+    """AdamW with warm-up and cosine decay (TRAIN); returns the state with the best validation loss,
+    that loss and the log."""
     import torch
-    from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(SEED)
-    device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
-    tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
-    train_tokens = load_tokens(tokenizer, os.path.join(args.work, "train.txt"))
-    val_tokens = load_tokens(tokenizer, os.path.join(args.work, "validation.txt"))
-    config = LlamaConfig(**MODEL_CONFIG, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    model = LlamaForCausalLM(config).to(device)
-    steps = args.steps or TRAIN["steps"]
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": TRAIN["weight_decay"]},
@@ -151,7 +143,7 @@ def train(args):
         progress = (step - TRAIN["warmup"]) / max(1, steps - TRAIN["warmup"])
         return TRAIN["min_lr"] + 0.5 * (TRAIN["lr"] - TRAIN["min_lr"]) * (1 + math.cos(math.pi * progress))
 
-    generator = torch.Generator().manual_seed(SEED)
+    generator = torch.Generator().manual_seed(seed)
     seq, best, best_state, log = TRAIN["seq_len"], float("inf"), None, []
     start = time.time()
     for step in range(steps):
@@ -173,6 +165,22 @@ def train(args):
             print(json.dumps(log[-1]), flush=True)
             if val < best:
                 best, best_state = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return best_state, best, log
+
+
+def train(args):
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(SEED)
+    device = "cuda" if torch.cuda.is_available() and not args.cpu else "cpu"
+    tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
+    train_tokens = load_tokens(tokenizer, os.path.join(args.work, "train.txt"))
+    val_tokens = load_tokens(tokenizer, os.path.join(args.work, "validation.txt"))
+    config = LlamaConfig(**MODEL_CONFIG, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    model = LlamaForCausalLM(config).to(device)
+    steps = args.steps or TRAIN["steps"]
+    best_state, best, log = fit(model, train_tokens, val_tokens, steps, device)
 
     model.load_state_dict(best_state)
     model = model.to(torch.bfloat16).cpu()

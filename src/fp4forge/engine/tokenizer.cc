@@ -448,12 +448,8 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text) const {
 
 std::string Tokenizer::Decode(const std::vector<int32_t>& ids) const {
   std::vector<std::string> pieces;  // added tokens go through the decoder too, as in `tokenizers`
-  for (int32_t id : ids) {
-    if (id < 0 || id >= static_cast<int32_t>(impl_->id_to_token.size())) {
-      Fail(ErrorCode::kInvalidArgument, "[Tokenizer] got token id {}, expected one in [0, {})", id, impl_->id_to_token.size());
-    }
-    const std::string& t = impl_->id_to_token[id];
-    pieces.push_back(t);
+  for (int32_t id : ids) {  // ids the tokenizer does not have (a model's padded vocabulary) decode to nothing
+    if (id >= 0 && id < static_cast<int32_t>(impl_->id_to_token.size())) pieces.push_back(impl_->id_to_token[id]);
   }
   for (const Step& s : impl_->decoder) {
     for (size_t i = 0; i < pieces.size(); ++i) {

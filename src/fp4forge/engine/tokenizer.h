@@ -26,7 +26,8 @@ class Tokenizer {
   // Text to ids; added tokens (<|begin_of_text|>, ...) in the text are matched as themselves. No BOS is
   // added: callers prepend it where they want it.
   std::vector<int32_t> Encode(std::string_view text) const;
-  // Ids to text (added tokens as their content).
+  // Ids to text (added tokens as their content; ids beyond the tokenizer's, e.g. of a padded model
+  // vocabulary, give nothing, as in `tokenizers`).
   std::string Decode(const std::vector<int32_t>& ids) const;
   int64_t vocab_size() const;  // largest id + 1
   // The id of an added token's content (e.g. "<|begin_of_text|>"), or -1.

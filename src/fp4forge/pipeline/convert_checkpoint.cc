@@ -191,7 +191,7 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
     } else {
       excluded = IgnoreToExclude(qc.value("ignore", std::vector<std::string>{}), modules);
     }
-    if (excluded.empty()) excluded.push_back("lm_head");  // older SGLang rejects an empty list
+    excluded = NonEmptyExcludeList(std::move(excluded));
     config["quantization_config"] = QuantizationConfig(to, CheckpointScheme::kNvfp4, excluded, w4a4);
     WriteJson(tmp / "config.json", config);
     if (to == CheckpointDialect::kModelOpt) WriteJson(tmp / "hf_quant_config.json", ModelOptHfQuantConfig(excluded, w4a4));

@@ -51,6 +51,11 @@ CheckpointScheme ParseCheckpointScheme(const std::string& name) {
   Fail(ErrorCode::kInvalidArgument, "[--scheme] got '{}', expected nvfp4 or mxfp4", name);
 }
 
+std::vector<std::string> NonEmptyExcludeList(std::vector<std::string> excluded) {
+  if (excluded.empty()) excluded.push_back("model.embed_tokens");
+  return excluded;
+}
+
 nlohmann::json ModelOptHfQuantConfig(const std::vector<std::string>& excluded, bool w4a4) {
   return {{"producer", Producer()},
           {"quantization",

@@ -20,6 +20,11 @@ enum class CheckpointScheme { kNvfp4, kMxfp4 };  // MXFP4: compressed-tensors on
 CheckpointDialect ParseCheckpointDialect(const std::string& name);  // "modelopt", "compressed-tensors"
 CheckpointScheme ParseCheckpointScheme(const std::string& name);    // "nvfp4", "mxfp4"
 
+// The exclude list to write for these excluded modules: older SGLang rejects an empty one (FORMATS.md
+// §5.3), so when nothing is excluded it names the embedding, which is never a quantized Linear (naming
+// lm_head would be wrong where lm_head is quantized: inspect and runtimes would skip it).
+std::vector<std::string> NonEmptyExcludeList(std::vector<std::string> excluded);
+
 // hf_quant_config.json of a ModelOpt NVFP4 checkpoint: vLLM requires the keys group_size,
 // kv_cache_quant_algo and exclude_modules; older SGLang rejects an empty exclude_modules.
 nlohmann::json ModelOptHfQuantConfig(const std::vector<std::string>& excluded, bool w4a4);

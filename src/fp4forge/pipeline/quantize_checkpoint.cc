@@ -197,8 +197,7 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
     plan.push_back(p);
   }
   std::sort(report.excluded_modules.begin(), report.excluded_modules.end());
-  // Older SGLang rejects an empty exclude_modules (FORMATS.md §5.3); naming an absent lm_head is harmless.
-  if (report.excluded_modules.empty()) report.excluded_modules.push_back("lm_head");
+  report.excluded_modules = NonEmptyExcludeList(std::move(report.excluded_modules));
 
   // Reading, on a thread of its own a bounded distance ahead of the quantizer: every tensor once
   // from disk into the page cache, in order, so that the disk and the cores work at once. A fused
