@@ -1,6 +1,7 @@
 #include "fp4forge/base/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "fp4forge/base/parallel.h"
 
@@ -32,14 +33,24 @@ void ThreadPool::Run(int64_t num_items, const std::function<void(int64_t, int64_
     job_ = &fn;
     num_items_ = num_items;
     chunk_ = chunk;
-    pending_ = static_cast<int>(workers_.size());
-    ++generation_;
+    pending_.store(static_cast<int>(workers_.size()));
+    generation_.fetch_add(1);
   }
   start_.notify_all();
   fn(0, std::min(num_items, chunk));
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [this] { return pending_ == 0; });
-  job_ = nullptr;
+  if (!SpinUntil([this] { return pending_.load() == 0; })) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return pending_.load() == 0; });
+  }
+}
+
+template <typename Done>
+bool ThreadPool::SpinUntil(Done done) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+  }
+  return true;
 }
 
 void ThreadPool::Work(int index) {
@@ -47,18 +58,21 @@ void ThreadPool::Work(int index) {
   for (;;) {
     const std::function<void(int64_t, int64_t)>* job;
     int64_t begin, end;
+    SpinUntil([&] { return generation_.load() != seen; });
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      start_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      start_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
       if (stop_) return;
-      seen = generation_;
+      seen = generation_.load();
       job = job_;
       begin = std::min(num_items_, index * chunk_);
       end = std::min(num_items_, begin + chunk_);
     }
     if (begin < end) (*job)(begin, end);
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (--pending_ == 0) done_.notify_one();
+    if (pending_.fetch_sub(1) == 1) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.notify_one();
+    }
   }
 }
 

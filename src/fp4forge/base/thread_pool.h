@@ -2,6 +2,7 @@
 // per layer and token is too short (tens of microseconds) to start threads for, as ParallelFor does.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -28,14 +29,20 @@ class ThreadPool {
 
  private:
   void Work(int index);
+  // Busy-waits up to 200 µs for done(); false if it is still not done.
+  template <typename Done>
+  bool SpinUntil(Done done);
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable start_, done_;
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t num_items_ = 0, chunk_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
+  // A new job bumps generation_; workers spin on it a little before sleeping on start_, because a
+  // decode step issues one short job per layer and projection back to back and a sleeping thread
+  // takes tens of microseconds to wake.
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
   bool stop_ = false;
 };
 

@@ -192,6 +192,123 @@ void DotTile(const float* HWY_RESTRICT x, const float* HWY_RESTRICT tile, int64_
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Batch 1 (decode): one dot product per weight row, decoding in registers with no tile in between.
+// For E2M1 rows the activation is read in an even/odd order (PermuteEvenOdd) so that the low and
+// high nibbles of N code bytes, widened to N lanes, meet their activations without a shuffle.
+
+// At least 8 float lanes: the E2M1 value tables below live in one vector.
+constexpr bool kFusedE2M1 = hn::MaxLanes(DF()) >= 8;
+
+// Per chunk of 2N elements (N lanes), the N even elements then the N odd ones; a tail shorter than
+// a chunk stays in order.
+void PermuteEvenOdd(const float* HWY_RESTRICT x, int64_t cols, float* HWY_RESTRICT out) {
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
+  int64_t c = 0;
+  for (; c + 2 * lanes <= cols; c += 2 * lanes) {
+    for (int64_t j = 0; j < lanes; ++j) {
+      out[c + j] = x[c + 2 * j];
+      out[c + lanes + j] = x[c + 2 * j + 1];
+    }
+  }
+  for (; c < cols; ++c) out[c] = x[c];
+}
+
+// E2M1 values of the codes in the low 4 bits of each lane.
+HWY_INLINE VF E2M1Values(DF df, hn::Vec<hn::RebindToSigned<DF>> codes) {
+  const hn::RebindToSigned<DF> di;
+  if constexpr (hn::MaxLanes(DF()) >= 16) {
+    alignas(64) static constexpr float kValues[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, -0.0f, -0.5f, -1, -1.5f, -2, -3, -4, -6};
+    return hn::TableLookupLanes(hn::Load(df, kValues), hn::IndicesFromVec(df, codes));
+  } else {  // 8 lanes: the magnitude from the low 3 bits, the sign from bit 3
+    alignas(32) static constexpr float kMagnitudes[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
+    const VF magnitude = hn::TableLookupLanes(hn::Load(df, kMagnitudes), hn::IndicesFromVec(df, hn::And(codes, hn::Set(di, 7))));
+    return hn::Xor(magnitude, hn::BitCast(df, hn::ShiftLeft<28>(hn::And(codes, hn::Set(di, 8)))));
+  }
+}
+
+float DotE2M1Row(const uint8_t* HWY_RESTRICT codes, const uint8_t* HWY_RESTRICT scale_codes, int64_t cols,
+                 int64_t block, const float* HWY_RESTRICT scale_table, const float* HWY_RESTRICT xp) {
+  const DF df;
+  const hn::RebindToSigned<DF> di;
+  const hn::Rebind<uint8_t, DF> du8;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const auto nibble = hn::Set(di, 0xF);
+  const auto first_half = hn::FirstN(df, static_cast<size_t>(lanes / 2));
+  VF acc = hn::Zero(df);
+  int64_t c = 0;
+  if constexpr (kFusedE2M1) {
+    for (; c + 2 * lanes <= cols; c += 2 * lanes) {
+      const auto bytes = hn::BitCast(di, hn::PromoteTo(hn::RebindToUnsigned<DF>(), hn::LoadU(du8, codes + c / 2)));
+      const VF even = E2M1Values(df, hn::And(bytes, nibble));
+      const VF odd = E2M1Values(df, hn::ShiftRight<4>(bytes));
+      const VF t = hn::MulAdd(odd, hn::LoadU(df, xp + c + lanes), hn::Mul(even, hn::LoadU(df, xp + c)));
+      // Lane j holds elements c + 2j and c + 2j + 1: one block, or two when 2N spans two.
+      const float s0 = scale_table[scale_codes[c / block]];
+      const VF scale = 2 * lanes > block ? hn::IfThenElse(first_half, hn::Set(df, s0),
+                                                          hn::Set(df, scale_table[scale_codes[c / block + 1]]))
+                                         : hn::Set(df, s0);
+      acc = hn::MulAdd(t, scale, acc);
+    }
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(df, acc));
+  for (; c < cols; c += 2) {
+    const float s = scale_table[scale_codes[c / block]];
+    sum += (DecodeE2M1(LowNibble(codes[c / 2])) * xp[c] + DecodeE2M1(HighNibble(codes[c / 2])) * xp[c + 1]) * s;
+  }
+  return sum;
+}
+
+template <typename T>
+float DotHalfRow(const uint8_t* src, int64_t cols, const float* HWY_RESTRICT x) {
+  const DF df;
+  const hn::Rebind<T, DF> dt;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const T* row = reinterpret_cast<const T*>(src);
+  VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
+  int64_t k = 0;
+  for (; k + 2 * lanes <= cols; k += 2 * lanes) {
+    acc0 = hn::MulAdd(hn::PromoteTo(df, hn::LoadU(dt, row + k)), hn::LoadU(df, x + k), acc0);
+    acc1 = hn::MulAdd(hn::PromoteTo(df, hn::LoadU(dt, row + k + lanes)), hn::LoadU(df, x + k + lanes), acc1);
+  }
+  float sum = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc0, acc1)));
+  for (; k < cols; ++k) {
+    uint16_t bits;
+    std::memcpy(&bits, src + 2 * k, 2);
+    sum += (std::is_same_v<T, hwy::bfloat16_t> ? DecodeBF16(bits) : DecodeF16(bits)) * x[k];
+  }
+  return sum;
+}
+
+// Whether MatVecRowsT has a fused kernel for this encoding on this target.
+bool HasMatVec(WeightEncoding encoding) {
+  switch (encoding) {
+    case WeightEncoding::kBF16:
+    case WeightEncoding::kF16: return true;
+    case WeightEncoding::kNvfp4:
+    case WeightEncoding::kMxfp4: return kFusedE2M1;
+    default: return false;
+  }
+}
+
+// y[n] for n in [n_begin, n_end) of y = w · x, for an encoding HasMatVec accepts. `xp` is x as
+// PermuteEvenOdd orders it (E2M1 encodings) or x itself.
+void MatVecRowsT(const WeightMatrix& w, const DecodeTables& tables, const float* xp, int64_t n_begin, int64_t n_end,
+                 float* y) {
+  const int64_t cols = w.cols;
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    switch (w.encoding) {
+      case WeightEncoding::kBF16: y[n] = DotHalfRow<hwy::bfloat16_t>(w.values + n * cols * 2, cols, xp); break;
+      case WeightEncoding::kF16: y[n] = DotHalfRow<hwy::float16_t>(w.values + n * cols * 2, cols, xp); break;
+      default: {
+        const int64_t block = w.encoding == WeightEncoding::kNvfp4 ? kNvfp4BlockSize : kMxfp4BlockSize;
+        y[n] = DotE2M1Row(w.values + n * cols / 2, w.block_scales + n * (cols / block), cols, block,
+                          tables.block_scale.data(), xp);
+      }
+    }
+  }
+}
+
 // Output columns [n_begin, n_end) of y = x · wᵀ.
 void MatMulRowsT(const WeightMatrix& w, const DecodeTables& tables, const float* x, int64_t num_rows,
                  int64_t n_begin, int64_t n_end, float* y) {
@@ -217,6 +334,9 @@ namespace fp4forge::cpu {
 
 HWY_EXPORT(DecodeRowsT);
 HWY_EXPORT(MatMulRowsT);
+HWY_EXPORT(HasMatVec);
+HWY_EXPORT(PermuteEvenOdd);
+HWY_EXPORT(MatVecRowsT);
 
 std::string_view WeightEncodingName(WeightEncoding encoding) {
   switch (encoding) {
@@ -298,6 +418,17 @@ void DecodeRows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, float
 
 void MatMul(const WeightMatrix& w, const float* x, int64_t num_rows, float* y, ThreadPool& pool) {
   const DecodeTables tables = MakeTables(w);
+  if (num_rows == 1 && HWY_DYNAMIC_DISPATCH(HasMatVec)(w.encoding)) {
+    thread_local std::vector<float> permuted;
+    const float* xp = x;
+    if (w.encoding == WeightEncoding::kNvfp4 || w.encoding == WeightEncoding::kMxfp4) {
+      permuted.resize(static_cast<size_t>(w.cols));
+      HWY_DYNAMIC_DISPATCH(PermuteEvenOdd)(x, w.cols, permuted.data());
+      xp = permuted.data();
+    }
+    pool.Run(w.rows, [&](int64_t begin, int64_t end) { HWY_DYNAMIC_DISPATCH(MatVecRowsT)(w, tables, xp, begin, end, y); });
+    return;
+  }
   // Whole tiles per thread, so that the split never changes which rows share a tile.
   const int64_t num_tiles = (w.rows + kTileRows - 1) / kTileRows;
   pool.Run(num_tiles, [&](int64_t begin, int64_t end) {
