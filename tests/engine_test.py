@@ -151,6 +151,14 @@ with tempfile.TemporaryDirectory() as tmp:
     ref = hf_logprobs(bf16, text_ids, CTX)
     agree("default model BF16", eval_ours(DEFAULT, "--text", TEXT, "--ctx", str(CTX)), ppl_of(ref, text_ids, CTX))
 
+    # The second model (Qwen3: q/k norms, tied embeddings) on its own held-out text.
+    second, second_text = os.path.join(ROOT, "models", "second"), os.path.join(ROOT, "models", "eval", "fortunes-test.txt")
+    with open(second_text, encoding="utf-8") as f:
+        second_ids = [0] + transformers.AutoTokenizer.from_pretrained(second)(f.read(), add_special_tokens=False)["input_ids"]
+    model = transformers.AutoModelForCausalLM.from_pretrained(second, dtype=torch.float32).eval()
+    agree("second model BF16", eval_ours(second, "--text", second_text, "--ctx", str(CTX)),
+          ppl_of(hf_logprobs(model, second_ids, CTX), second_ids, CTX))
+
     checkpoints = {
         "NVFP4 ModelOpt W4A16": quantize(DEFAULT, "mo"),
         "NVFP4 compressed-tensors W4A16": quantize(DEFAULT, "ct", "--format", "compressed-tensors"),

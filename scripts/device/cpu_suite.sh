@@ -2,7 +2,7 @@
 # Runs this machine's build of the whole test suite on a device host's CPU (no GPU use): the binaries
 # and CTest files of build/ staged in .devbuild/ (object files left out), the Debian libraries they
 # link, and the pinned oracle wheels the host's image lacks in .whl/. Paths inside CTest files are
-# absolute, so the checkout is linked to where it was built.
+# absolute, so the checkout is linked to where it was built. Staging needs rsync.
 #   here:   scripts/device/cpu_suite.sh stage
 #   there:  scripts/device/cpu_suite.sh run OUT_DIR     (device tool call with carry [".devbuild", ".whl"])
 set -uo pipefail
@@ -22,7 +22,8 @@ case "${1:-}" in
     mkdir -p "$(dirname "$built_at")" && ln -sfn "$PWD" "$built_at"
     rm -rf build && cp -r .devbuild/build build
     python=$(grep '^_Python3_EXECUTABLE' build/CMakeCache.txt | cut -d= -f2)
-    mkdir -p "$(dirname "$python")" && ln -sf "$(command -v python3)" "$python"
+    # A wrapper, not a link: a link to a virtual environment's python loses the environment.
+    mkdir -p "$(dirname "$python")" && printf '#!/bin/sh\nexec %s "$@"\n' "$(command -v python3)" > "$python" && chmod +x "$python"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH=/tmp/site LD_LIBRARY_PATH=$PWD/.devbuild/syslib
     { grep -m1 'model name' /proc/cpuinfo; grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' '; echo;

@@ -74,6 +74,7 @@ void Run(const Options& o) {
   }
   const auto end = Clock::now();
   fmt::print("\n");
+  std::fflush(stdout);  // the continuation before the figures on stderr
   const double prefill = std::chrono::duration<double>(decode_start - prefill_start).count();
   const double decode = std::chrono::duration<double>(end - decode_start).count();
   const auto decoded = static_cast<double>(std::max<int64_t>(0, static_cast<int64_t>(generated.size()) - 1));
