@@ -10,7 +10,7 @@ with_tests=0
 [[ "${1:-}" == "--tests" ]] && with_tests=1
 
 packages=(cmake g++ make pkg-config python3 python3-venv libhwy-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-          libgtest-dev libbenchmark-dev libpcre2-dev)
+          libgtest-dev libbenchmark-dev libpcre2-dev libsentencepiece-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,7 +31,7 @@ cmake_args=(-S . -B build -DCMAKE_BUILD_TYPE=Release)
 if ((with_tests)); then
   # The oracles go into the current Python when pip may write there, else into build/venv.
   python=$(command -v python3)
-  if ! python3 -c "import numpy, ml_dtypes, safetensors, torch, transformers, modelopt" 2>/dev/null; then
+  if ! python3 -c "import numpy, ml_dtypes, safetensors, torch, transformers, modelopt, sentencepiece" 2>/dev/null; then
     if ! python3 -m pip install -q -r tests/oracle/requirements.txt 2>/dev/null; then
       python3 -m venv build/venv
       build/venv/bin/pip install -q -r tests/oracle/requirements.txt

@@ -8,8 +8,10 @@ text plus a multilingual paragraph):
   qwen2      byte-level BPE, Qwen2's Split regex (single digits)
   llama2     BPE with byte fallback, "▁" words by normalizer (Prepend + Replace), Llama 2's decoder
   mistral    BPE with byte fallback, Metaspace pre-tokenizer and decoder (prepend_scheme first)
+  sp_unigram SentencePiece tokenizer.model, unigram with byte fallback (Llama 2 / Gemma style)
+  sp_bpe     SentencePiece tokenizer.model, BPE with byte fallback
 
-Deterministic: re-running writes the same files (tokenizers 0.23.3).
+Deterministic: re-running writes the same files (tokenizers 0.23.3, sentencepiece 0.2.3, one thread).
 
     python3 scripts/models/make_tokenizers.py [--out tests/tokenizers]
 """
@@ -80,6 +82,20 @@ def make_all():
     }
 
 
+def sentencepiece_model(kind, out):
+    import io
+    import sentencepiece
+    model = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(sentence_iterator=iter("\n".join(corpus()).splitlines()), model_writer=model,
+                                            model_type=kind, vocab_size=1200, byte_fallback=True, num_threads=1,
+                                            character_coverage=0.9995, user_defined_symbols=SPECIAL, minloglevel=2,
+                                            shuffle_input_sentence=False)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "tokenizer.model"), "wb") as f:
+        f.write(model.getvalue())
+    print(f"sp_{kind:6s} vocabulary 1200")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=os.path.join(ROOT, "tests", "tokenizers"))
@@ -88,6 +104,8 @@ def main():
         os.makedirs(os.path.join(args.out, name), exist_ok=True)
         tok.save(os.path.join(args.out, name, "tokenizer.json"))
         print(f"{name:8s} vocabulary {tok.get_vocab_size()}")
+    for kind in ["unigram", "bpe"]:
+        sentencepiece_model(kind, os.path.join(args.out, f"sp_{kind}"))
 
 
 if __name__ == "__main__":

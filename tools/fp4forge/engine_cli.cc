@@ -27,15 +27,10 @@ std::unique_ptr<engine::Model> LoadModel(const std::string& dir, int threads) {
 }
 
 engine::Tokenizer LoadTokenizer(const std::string& dir, const engine::Model* model) {
-  const std::string path = dir + "/tokenizer.json";
-  if (!std::filesystem::exists(path)) {
-    Fail(ErrorCode::kInvalidArgument, "[tokenizer] got no {}, expected the model's Hugging Face tokenizer beside it",
-         path);
-  }
-  engine::Tokenizer tokenizer = engine::Tokenizer::FromFile(path);
+  engine::Tokenizer tokenizer = engine::Tokenizer::FromDirectory(dir);
   if (model && tokenizer.vocab_size() > model->config().vocab_size) {
-    Fail(ErrorCode::kInvalidData, "[tokenizer] got {} with ids up to {}, expected fewer than the model's vocab_size {}",
-         path, tokenizer.vocab_size() - 1, model->config().vocab_size);
+    Fail(ErrorCode::kInvalidData, "[tokenizer] got {}'s tokenizer with ids up to {}, expected fewer than the model's "
+         "vocab_size {}", dir, tokenizer.vocab_size() - 1, model->config().vocab_size);
   }
   return tokenizer;
 }

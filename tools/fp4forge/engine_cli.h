@@ -12,7 +12,7 @@ namespace fp4forge::cli {
 
 // Refuses a checkpoint `fp4forge inspect` calls invalid (Error naming its findings), then maps it.
 std::unique_ptr<engine::Model> LoadModel(const std::string& dir, int threads);
-// DIR/tokenizer.json; checks that its ids fit the model's vocabulary when a model is given.
+// DIR/tokenizer.json or DIR/tokenizer.model; checks that its ids fit the model's vocabulary when a model is given.
 engine::Tokenizer LoadTokenizer(const std::string& dir, const engine::Model* model);
 // The whole file; Error naming it when unreadable or empty.
 std::string ReadTextFile(const std::string& path);

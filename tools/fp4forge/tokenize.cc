@@ -34,7 +34,7 @@ void Run(const Options& o) {
 void AddTokenize(CLI::App& app) {
   auto o = std::make_shared<Options>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Print the token ids of a text (no BOS added)");
-  cmd->add_option("MODEL", o->model, "Directory holding tokenizer.json")->required();
+  cmd->add_option("MODEL", o->model, "Directory holding tokenizer.json or tokenizer.model")->required();
   auto* text = cmd->add_option("--text", o->text, "UTF-8 text file");
   cmd->add_option("-p,--prompt", o->prompt, "Text given inline")->excludes(text);
   cmd->add_flag("--json", o->json, "Print JSON: ids and the decoded text");

@@ -5,8 +5,10 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <sentencepiece_processor.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <mutex>
@@ -148,6 +150,7 @@ struct Step {
 
 struct Tokenizer::Impl {
   std::string source;
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> sentencepiece;  // set: a tokenizer.model
   std::unordered_map<std::string, int32_t> vocab;
   std::vector<std::string> id_to_token;
   std::unordered_map<std::string, int32_t> merge_rank;  // left + '\xff' + right ('\xff' is never in UTF-8)
@@ -346,7 +349,25 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
+Tokenizer Tokenizer::FromDirectory(const std::string& dir) {
+  for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
+    if (std::filesystem::is_regular_file(std::filesystem::path(dir) / name)) return FromFile(dir + "/" + name);
+  }
+  Fail(ErrorCode::kInvalidArgument, "[Tokenizer] got no {0}/tokenizer.json or {0}/tokenizer.model, expected the "
+       "model's tokenizer beside its weights", dir);
+}
+
 Tokenizer Tokenizer::FromFile(const std::string& path) {
+  if (path.ends_with(".model")) {
+    auto impl = std::make_unique<Impl>();
+    impl->source = path;
+    impl->sentencepiece = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    if (const auto status = impl->sentencepiece->Load(path); !status.ok()) {
+      Fail(ErrorCode::kInvalidData, "[{}] got a file SentencePiece cannot load ({}), expected a tokenizer.model", path,
+           status.ToString());
+    }
+    return Tokenizer(std::move(impl));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) Fail(ErrorCode::kIo, "[Tokenizer] got no readable file {}, expected a tokenizer.json", path);
   std::stringstream buffer;
@@ -428,6 +449,13 @@ Tokenizer Tokenizer::FromFile(const std::string& path) {
 
 std::vector<int32_t> Tokenizer::Encode(std::string_view text) const {
   std::vector<int32_t> ids;
+  if (impl_->sentencepiece) {
+    std::vector<int> pieces;
+    if (const auto status = impl_->sentencepiece->Encode(text, &pieces); !status.ok()) {
+      Fail(ErrorCode::kInvalidData, "[{}] could not encode the text: {}", impl_->source, status.ToString());
+    }
+    return {pieces.begin(), pieces.end()};
+  }
   std::string plain;
   for (size_t i = 0; i < text.size();) {
     const auto hit = std::find_if(impl_->added.begin(), impl_->added.end(), [&](const auto& a) {
@@ -447,6 +475,17 @@ std::vector<int32_t> Tokenizer::Encode(std::string_view text) const {
 }
 
 std::string Tokenizer::Decode(const std::vector<int32_t>& ids) const {
+  if (impl_->sentencepiece) {
+    std::vector<int> known;
+    for (int32_t id : ids) {
+      if (id >= 0 && id < impl_->sentencepiece->GetPieceSize()) known.push_back(id);
+    }
+    std::string text;
+    if (const auto status = impl_->sentencepiece->Decode(known, &text); !status.ok()) {
+      Fail(ErrorCode::kInvalidData, "[{}] could not decode: {}", impl_->source, status.ToString());
+    }
+    return text;
+  }
   std::vector<std::string> pieces;  // added tokens go through the decoder too, as in `tokenizers`
   for (int32_t id : ids) {  // ids the tokenizer does not have (a model's padded vocabulary) decode to nothing
     if (id >= 0 && id < static_cast<int32_t>(impl_->id_to_token.size())) pieces.push_back(impl_->id_to_token[id]);
@@ -488,9 +527,15 @@ std::string Tokenizer::Decode(const std::vector<int32_t>& ids) const {
   return out;
 }
 
-int64_t Tokenizer::vocab_size() const { return static_cast<int64_t>(impl_->id_to_token.size()); }
+int64_t Tokenizer::vocab_size() const {
+  return impl_->sentencepiece ? impl_->sentencepiece->GetPieceSize() : static_cast<int64_t>(impl_->id_to_token.size());
+}
 
 int32_t Tokenizer::TokenId(std::string_view content) const {
+  if (impl_->sentencepiece) {
+    const int id = impl_->sentencepiece->PieceToId(content);
+    return id == impl_->sentencepiece->unk_id() && content != impl_->sentencepiece->IdToPiece(id) ? -1 : id;
+  }
   for (const auto& [text, id] : impl_->added) {
     if (text == content) return id;
   }

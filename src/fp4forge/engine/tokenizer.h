@@ -1,7 +1,9 @@
-// Hugging Face tokenizer.json, BPE models: byte-level BPE (GPT-2, Llama 3, Qwen: the file's own
-// pre-tokenizer regexes, run by PCRE2 with Unicode properties) and BPE with byte fallback over
-// "▁"-marked words (Llama 2, Mistral). Ids equal the `tokenizers` library's; Decode(Encode(s)) == s
-// for byte-level models.
+// Tokenizers of the two file formats models ship: Hugging Face tokenizer.json with a BPE model
+// (byte-level BPE of GPT-2, Llama 3, Qwen: the file's own pre-tokenizer regexes, run by PCRE2 with
+// Unicode properties; BPE with byte fallback over "▁"-marked words of Llama 2, Mistral), ids equal to
+// the `tokenizers` library's; and SentencePiece tokenizer.model (unigram or BPE), run by Debian's
+// libsentencepiece, ids equal to the `sentencepiece` library's. Decode(Encode(s)) == s for
+// byte-level models.
 #pragma once
 
 #include <cstdint>
@@ -15,10 +17,13 @@ namespace fp4forge::engine {
 
 class Tokenizer {
  public:
-  // Reads `path` (a tokenizer.json). Throws Error(kInvalidData) naming the file and key for a
-  // malformed file, Error(kUnsupported) for a model, normalizer, pre-tokenizer or decoder type it
-  // does not implement.
+  // Reads `path`: a tokenizer.json, or a SentencePiece model (a name ending in .model). Throws
+  // Error(kInvalidData) naming the file and key for a malformed file, Error(kUnsupported) for a model,
+  // normalizer, pre-tokenizer or decoder type it does not implement.
   static Tokenizer FromFile(const std::string& path);
+  // DIR/tokenizer.json if it exists, else DIR/tokenizer.model; Error(kInvalidArgument) naming both
+  // when neither does.
+  static Tokenizer FromDirectory(const std::string& dir);
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
   ~Tokenizer();
