@@ -64,7 +64,6 @@ def chapters():
 
 def prepare(args):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     splits = {"train": [], "validation": [], "test": []}
     for i, (heading, text) in enumerate(chapters()):
@@ -83,20 +82,25 @@ def prepare(args):
     trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=[BOS, EOS], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train([os.path.join(args.work, "train.txt")], trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS,
-                                   model_max_length=MODEL_CONFIG["max_position_embeddings"])
-    os.makedirs(MODEL_DIR, exist_ok=True)
-    fast.save_pretrained(MODEL_DIR)
+    save_tokenizer(tokenizer, MODEL_DIR, MODEL_CONFIG["max_position_embeddings"])
+    for name, parts in splits.items():
+        print(f"{name}: {len(parts)} chapters, {sum(map(len, parts))} characters")
+
+
+def save_tokenizer(tokenizer, directory, max_length):
+    """tokenizer.json and tokenizer_config.json of a trained `tokenizers` BPE, as transformers loads them."""
+    from transformers import PreTrainedTokenizerFast
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, model_max_length=max_length)
+    os.makedirs(directory, exist_ok=True)
+    fast.save_pretrained(directory)
     # The class name every runtime knows (transformers 5 writes its internal "TokenizersBackend").
-    config_path = os.path.join(MODEL_DIR, "tokenizer_config.json")
+    config_path = os.path.join(directory, "tokenizer_config.json")
     with open(config_path) as f:
         tokenizer_config = json.load(f)
     tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
     with open(config_path, "w") as f:
         json.dump(tokenizer_config, f, indent=2, sort_keys=True)
         f.write("\n")
-    for name, parts in splits.items():
-        print(f"{name}: {len(parts)} chapters, {sum(map(len, parts))} characters")
 
 
 def load_tokens(tokenizer, path):

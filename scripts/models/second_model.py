@@ -48,7 +48,6 @@ def fortunes():
 
 def prepare(args):
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     splits = {"train": [], "validation": [], "test": []}
     for i, text in enumerate(fortunes()):
@@ -66,17 +65,7 @@ def prepare(args):
     trainer = trainers.BpeTrainer(vocab_size=base.VOCAB_SIZE, special_tokens=[base.BOS, base.EOS], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train([os.path.join(args.work, "train.txt")], trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=base.BOS, eos_token=base.EOS,
-                                   model_max_length=MODEL_CONFIG["max_position_embeddings"])
-    os.makedirs(MODEL_DIR, exist_ok=True)
-    fast.save_pretrained(MODEL_DIR)
-    config_path = os.path.join(MODEL_DIR, "tokenizer_config.json")
-    with open(config_path) as f:
-        tokenizer_config = json.load(f)
-    tokenizer_config["tokenizer_class"] = "PreTrainedTokenizerFast"
-    with open(config_path, "w") as f:
-        json.dump(tokenizer_config, f, indent=2, sort_keys=True)
-        f.write("\n")
+    base.save_tokenizer(tokenizer, MODEL_DIR, MODEL_CONFIG["max_position_embeddings"])
     for name, parts in splits.items():
         print(f"{name}: {len(parts)} fortunes, {sum(map(len, parts))} characters")
 
