@@ -197,11 +197,8 @@ with tempfile.TemporaryDirectory() as tmp:
     for name, a in amax.items():
         shared[group(name)] = max(shared.get(group(name), 0.0), a)
     tensors = load_dir(w4a4)
-    input_gs = {}
     for name in amax:
-        scale = torch.tensor(shared[group(name)] / 2688.0, dtype=torch.float32)
-        tensors[name + ".input_scale"] = scale
-        input_gs[name] = (1.0 / scale).item()  # gs = 1 / input_scale, in float32 as the engine reads it
+        tensors[name + ".input_scale"] = torch.tensor(shared[group(name)] / 2688.0, dtype=torch.float32)
     save_file(tensors, os.path.join(w4a4, "model.safetensors"), metadata={"format": "pt"})
     config = json.load(open(os.path.join(w4a4, "config.json")))
     config["quantization_config"]["quant_algo"] = "NVFP4"
@@ -212,9 +209,21 @@ with tempfile.TemporaryDirectory() as tmp:
     hf_quant["quantization"]["quant_algo"] = "NVFP4"
     json.dump(hf_quant, open(os.path.join(w4a4, "hf_quant_config.json"), "w"), indent=2)
     checkpoints["NVFP4 ModelOpt W4A4"] = w4a4
+    w4a4_ct = os.path.join(tmp, "w4a4-ct")
+    run = subprocess.run([fp4forge, "convert", w4a4, w4a4_ct, "--to", "compressed-tensors"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    checkpoints["NVFP4 compressed-tensors W4A4"] = w4a4_ct
+
+    def input_global_scales(directory):
+        """gs of every W4A4 Linear as the checkpoint stores it: 1/input_scale (ModelOpt, in float32) or
+        input_global_scale (compressed-tensors)."""
+        t = load_dir(directory)
+        gs = {k[:-len(".input_scale")]: (1.0 / t[k].float()).item() for k in t if k.endswith(".input_scale")}
+        gs.update({k[:-len(".input_global_scale")]: t[k].float().item() for k in t if k.endswith(".input_global_scale")})
+        return gs
 
     for label, directory in checkpoints.items():
-        model = hf_model(DEFAULT, directory, input_gs if "W4A4" in label else None)
+        model = hf_model(DEFAULT, directory, input_global_scales(directory))
         theirs = hf_logprobs(model, text_ids, CTX)
         ours = eval_ours(directory, "--text", TEXT, "--ctx", str(CTX), "--ref", DEFAULT)
         agree(f"default model {label}", ours, ppl_of(theirs, text_ids, CTX), 1e-3 if "W4A4" in label else PPL_RTOL)
@@ -226,7 +235,7 @@ with tempfile.TemporaryDirectory() as tmp:
               and abs(ours.get("top1_agree", 2) - top1) <= (0.002 if "W4A4" in label else 2 / len(kl)), ours.get("error", ""))
         if label == "NVFP4 ModelOpt W4A16":
             check(f"eval names the weights it ran: {ours.get('weights')}", ours.get("weights") == "bf16 + nvfp4 (W4A16)")
-        if label == "NVFP4 ModelOpt W4A4":
+        if "W4A4" in label:
             check(f"eval names the weights it ran: {ours.get('weights')}", ours.get("weights") == "bf16 + nvfp4 (W4A4)")
 
     # ---- architecture fixtures, BF16 and NVFP4 (ModelOpt), on random token ids ----
