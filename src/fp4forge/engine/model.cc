@@ -99,7 +99,7 @@ struct Loader {
 Model::Model(const std::string& dir, int threads)
     : checkpoint_(dir), config_(ParseModelConfig(checkpoint_.config(), dir + "/config.json")), pool_(threads) {
   const ModelConfig& c = config_;
-  Loader loader{checkpoint_};
+  Loader loader{checkpoint_, {}, 0};
   const int64_t hidden = c.hidden_size, q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
 
   const SafetensorsTensor* embed = checkpoint_.Find("model.embed_tokens.weight");
@@ -166,7 +166,8 @@ Model::Model(const std::string& dir, int threads)
 }
 
 KVCache Model::NewCache(int64_t capacity) const {
-  KVCache cache{.capacity = capacity};
+  KVCache cache;
+  cache.capacity = capacity;
   const size_t size = static_cast<size_t>(capacity * config_.num_kv_heads * config_.head_dim);
   cache.k.assign(config_.num_layers, std::vector<float>(size));
   cache.v.assign(config_.num_layers, std::vector<float>(size));
@@ -208,16 +209,17 @@ void Model::Project(const Linear& linear, const float* x, int64_t rows, float* y
 void Model::Mlp(const Linear& gate_proj, const Linear* up_proj, const Linear& down_proj, const float* x, int64_t rows,
                 float* out) {
   const int64_t inter = down_proj.weight.cols;
-  std::vector<float> gate(rows * (up_proj ? inter : 2 * inter)), up;
+  std::vector<float>& gate = scratch_.gate;
+  std::vector<float>& up = scratch_.up;
+  Grow(gate, rows * (up_proj ? inter : 2 * inter));
+  Grow(up, rows * inter);
   Project(gate_proj, x, rows, gate.data());
   if (!up_proj) {  // rows of gate_up_proj: gate, then up
-    up.resize(rows * inter);
     for (int64_t r = 0; r < rows; ++r) {  // forward: row r moves down onto rows already read
       std::copy_n(gate.data() + r * 2 * inter + inter, inter, up.data() + r * inter);
       std::copy_n(gate.data() + r * 2 * inter, inter, gate.data() + r * inter);
     }
   } else {
-    up.resize(rows * inter);
     Project(*up_proj, x, rows, up.data());
   }
   if (config_.activation == Activation::kSilu) {
@@ -283,7 +285,13 @@ void Model::Forward(std::span<const int32_t> tokens, int64_t start, KVCache& cac
   }
   const int64_t hidden = c.hidden_size, hd = c.head_dim;
   const int64_t q_dim = c.num_heads * hd, kv_dim = c.num_kv_heads * hd, qkv_dim = q_dim + 2 * kv_dim;
-  std::vector<float> x(n * hidden), h(n * hidden), qkv(n * qkv_dim), attn(n * q_dim), delta(n * hidden);
+  Scratch& a = scratch_;
+  Grow(a.x, n * hidden);
+  Grow(a.h, n * hidden);
+  Grow(a.qkv, n * qkv_dim);
+  Grow(a.attn, n * q_dim);
+  Grow(a.delta, n * hidden);
+  std::vector<float>&x = a.x, &h = a.h, &qkv = a.qkv, &attn = a.attn, &delta = a.delta, &part = a.part;
   for (int64_t i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= c.vocab_size) {
       Fail(ErrorCode::kInvalidArgument, "[Forward] got token id {}, expected one in [0, {})", tokens[i], c.vocab_size);
@@ -292,7 +300,6 @@ void Model::Forward(std::span<const int32_t> tokens, int64_t start, KVCache& cac
   }
   RopeTable(start + n);
   const int64_t half = c.rope.rotary_dim / 2;
-  std::vector<float> part;
   for (int64_t li = 0; li < c.num_layers; ++li) {
     const Layer& layer = layers_[li];
     cpu::RmsNorm(x.data(), n, hidden, layer.input_norm.data(), static_cast<float>(c.rms_norm_eps), h.data());
@@ -301,7 +308,7 @@ void Model::Forward(std::span<const int32_t> tokens, int64_t start, KVCache& cac
     } else {  // q | k | v side by side in each row of qkv
       const int64_t offsets[3] = {0, q_dim, q_dim + kv_dim}, widths[3] = {q_dim, kv_dim, kv_dim};
       for (int j = 0; j < 3; ++j) {
-        part.resize(n * widths[j]);
+        Grow(part, n * widths[j]);
         Project(layer.qkv[j], h.data(), n, part.data());
         for (int64_t i = 0; i < n; ++i) std::copy_n(part.data() + i * widths[j], widths[j], qkv.data() + i * qkv_dim + offsets[j]);
       }

@@ -85,6 +85,10 @@ class Model {
   std::vector<float> inv_freq_;                // [rotary_dim / 2]
   std::vector<float> rope_cos_, rope_sin_;     // [positions, rotary_dim / 2]
   std::vector<float> quantized_input_;         // W4A4 scratch
+  // Activations, grown to the largest batch seen and reused: a decode step allocates nothing.
+  struct Scratch {
+    std::vector<float> x, h, qkv, attn, delta, part, gate, up;
+  } scratch_;
 };
 
 }  // namespace fp4forge::engine
