@@ -311,16 +311,50 @@ void MatVecRowsT(const WeightMatrix& w, const DecodeTables& tables, const float*
   }
 }
 
+// DotTile for two activation rows at once: each load of the tile feeds two FMAs, which is what
+// bounds prefill (8 accumulators: 6 loads per 8 FMAs instead of 5 per 4).
+void DotTile2(const float* HWY_RESTRICT x0, const float* HWY_RESTRICT x1, const float* HWY_RESTRICT tile,
+              int64_t num, int64_t cols, float* HWY_RESTRICT y0, float* HWY_RESTRICT y1) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  VF a0[kTileRows], a1[kTileRows];
+  for (int64_t t = 0; t < kTileRows; ++t) a0[t] = a1[t] = hn::Zero(df);
+  int64_t k = 0;
+  for (; k + lanes <= cols; k += lanes) {
+    const VF v0 = hn::LoadU(df, x0 + k), v1 = hn::LoadU(df, x1 + k);
+    for (int64_t t = 0; t < num; ++t) {
+      const VF w = hn::LoadU(df, tile + t * cols + k);
+      a0[t] = hn::MulAdd(v0, w, a0[t]);
+      a1[t] = hn::MulAdd(v1, w, a1[t]);
+    }
+  }
+  for (int64_t t = 0; t < num; ++t) {
+    float s0 = hn::GetLane(hn::SumOfLanes(df, a0[t])), s1 = hn::GetLane(hn::SumOfLanes(df, a1[t]));
+    for (int64_t j = k; j < cols; ++j) {
+      s0 += x0[j] * tile[t * cols + j];
+      s1 += x1[j] * tile[t * cols + j];
+    }
+    y0[t] = s0;
+    y1[t] = s1;
+  }
+}
+
 // Output columns [n_begin, n_end) of y = x · wᵀ.
 void MatMulRowsT(const WeightMatrix& w, const DecodeTables& tables, const float* x, int64_t num_rows,
                  int64_t n_begin, int64_t n_end, float* y) {
   std::vector<float> tile(static_cast<size_t>(kTileRows * w.cols));
   std::vector<int8_t> scratch(static_cast<size_t>(w.cols));
-  float dots[kTileRows];
+  float dots[kTileRows], dots2[kTileRows];
   for (int64_t n = n_begin; n < n_end; n += kTileRows) {
     const int64_t num = std::min(kTileRows, n_end - n);
     for (int64_t t = 0; t < num; ++t) DecodeRow(w, tables, n + t, scratch.data(), tile.data() + t * w.cols);
-    for (int64_t m = 0; m < num_rows; ++m) {
+    int64_t m = 0;
+    for (; m + 2 <= num_rows; m += 2) {
+      DotTile2(x + m * w.cols, x + (m + 1) * w.cols, tile.data(), num, w.cols, dots, dots2);
+      std::memcpy(y + m * w.rows + n, dots, static_cast<size_t>(num) * sizeof(float));
+      std::memcpy(y + (m + 1) * w.rows + n, dots2, static_cast<size_t>(num) * sizeof(float));
+    }
+    for (; m < num_rows; ++m) {
       DotTile(x + m * w.cols, tile.data(), num, w.cols, dots);
       std::memcpy(y + m * w.rows + n, dots, static_cast<size_t>(num) * sizeof(float));
     }
