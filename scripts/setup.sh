@@ -10,7 +10,7 @@ with_tests=0
 [[ "${1:-}" == "--tests" ]] && with_tests=1
 
 packages=(cmake g++ make pkg-config python3 python3-venv libhwy-dev libcli11-dev nlohmann-json3-dev libfmt-dev
-          libgtest-dev libbenchmark-dev libpcre2-dev libsentencepiece-dev)
+          libgtest-dev libbenchmark-dev libpcre2-dev libsentencepiece-dev libicu-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,7 +5,7 @@ text plus a multilingual paragraph):
 
   gpt2       byte-level BPE, GPT-2's pre-tokenizer (ByteLevel with its regex, add_prefix_space)
   llama3     byte-level BPE, Llama 3's Split regex + ByteLevel without regex, ignore_merges
-  qwen2      byte-level BPE, Qwen2's Split regex (single digits)
+  qwen2      byte-level BPE, Qwen2's Split regex (single digits) and its NFC normalizer
   llama2     BPE with byte fallback, "▁" words by normalizer (Prepend + Replace), Llama 2's decoder
   mistral    BPE with byte fallback, Metaspace pre-tokenizer and decoder (prepend_scheme first)
   sp_unigram SentencePiece tokenizer.model, unigram with byte fallback (Llama 2 / Gemma style)
@@ -43,8 +43,9 @@ def corpus():
         return [f.read(), MULTILINGUAL * 20]
 
 
-def byte_level(pre_tokenizer, **bpe):
+def byte_level(pre_tokenizer, normalizer=None, **bpe):
     tok = Tokenizer(models.BPE(**bpe))
+    tok.normalizer = normalizer
     tok.pre_tokenizer = pre_tokenizer
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=1200, special_tokens=SPECIAL, show_progress=False,
@@ -76,7 +77,7 @@ def make_all():
     return {
         "gpt2": byte_level(pre_tokenizers.ByteLevel(add_prefix_space=True)),
         "llama3": byte_level(split(LLAMA3_PATTERN), ignore_merges=True),
-        "qwen2": byte_level(split(QWEN2_PATTERN)),
+        "qwen2": byte_level(split(QWEN2_PATTERN), normalizers.NFC()),
         "llama2": byte_fallback(metaspace=False),
         "mistral": byte_fallback(metaspace=True),
     }

@@ -6,6 +6,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <sentencepiece_processor.h>
+#include <unicode/normalizer2.h>
+#include <unicode/unistr.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -130,6 +132,21 @@ void SplitByRegex(const Regex& regex, const std::string& word, bool remove_match
   if (last < word.size()) out.push_back(word.substr(last));
 }
 
+// The text in Unicode normalization form `form` ("NFC", "NFD", "NFKC", "NFKD"), by ICU.
+std::string UnicodeNormalize(const std::string& text, const std::string& form) {
+  UErrorCode status = U_ZERO_ERROR;
+  const icu::Normalizer2* normalizer = form == "NFC"    ? icu::Normalizer2::getNFCInstance(status)
+                                       : form == "NFD"  ? icu::Normalizer2::getNFDInstance(status)
+                                       : form == "NFKC" ? icu::Normalizer2::getNFKCInstance(status)
+                                                        : icu::Normalizer2::getNFKDInstance(status);
+  const icu::UnicodeString normalized = U_SUCCESS(status) ? normalizer->normalize(icu::UnicodeString::fromUTF8(text), status)
+                                                          : icu::UnicodeString();
+  if (U_FAILURE(status)) Fail(ErrorCode::kInvalidData, "[Tokenizer] {} normalization failed: {}", form, u_errorName(status));
+  std::string out;
+  normalized.toUTF8String(out);
+  return out;
+}
+
 std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
   if (from.empty()) return s;
   for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) s.replace(p, from.size(), to);
@@ -221,6 +238,7 @@ struct Tokenizer::Impl {
       s.flag = scheme == "always";
       s.prepend_first = scheme == "first";
       s.use_regex = j.value("split", true);
+    } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
     } else if (type == "ByteFallback" || type == "Fuse") {
     } else if (type == "Strip") {
       s.a = str("content");
@@ -339,6 +357,7 @@ struct Tokenizer::Impl {
     for (const Step& s : normalizer) {
       if (s.type == "Prepend") t = s.a + t;
       if (s.type == "Replace") t = ReplaceAll(t, s.a, s.b);
+      if (s.type.rfind("NF", 0) == 0) t = UnicodeNormalize(t, s.type);
     }
     for (const std::string& w : Words(t, at_start)) Bpe(w, ids);
   }
@@ -436,8 +455,9 @@ Tokenizer Tokenizer::FromFile(const std::string& path) {
   impl->ParseSteps(j.value("pre_tokenizer", nlohmann::json()), "pre_tokenizer", impl->pre_tokenizer);
   impl->ParseSteps(j.value("decoder", nlohmann::json()), "decoder", impl->decoder);
   for (const Step& s : impl->normalizer) {
-    if (s.type != "Prepend" && s.type != "Replace") {
-      Fail(ErrorCode::kUnsupported, "[{}] got normalizer {}, expected Prepend or Replace", path, s.type);
+    if (s.type != "Prepend" && s.type != "Replace" && s.type.rfind("NF", 0) != 0) {
+      Fail(ErrorCode::kUnsupported, "[{}] got normalizer {}, expected Prepend, Replace, NFC, NFD, NFKC or NFKD", path,
+           s.type);
     }
   }
   int32_t largest = -1;
