@@ -32,6 +32,9 @@ from harness import ROOT, check, finish, load_dir, require
 torch, transformers, ml_dtypes, np = require("torch", "transformers", "ml_dtypes", "numpy")
 from safetensors.torch import save_file  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from quality import write_fp8_checkpoint  # noqa: E402
+
 fp4forge = sys.argv[1]
 capi = ctypes.CDLL(sys.argv[2])
 DEFAULT = os.path.join(ROOT, "models", "default")
@@ -164,19 +167,9 @@ with tempfile.TemporaryDirectory() as tmp:
         "NVFP4 compressed-tensors W4A16": quantize(DEFAULT, "ct", "--format", "compressed-tensors"),
         "MXFP4 compressed-tensors": quantize(DEFAULT, "mx", "--format", "compressed-tensors", "--scheme", "mxfp4"),
     }
-    # FP8 per tensor (ModelOpt layout), built here: scale amax/448, codes by torch's RNE cast.
+    # FP8 per tensor (ModelOpt layout), as scripts/quality.py writes it: scale amax/448, torch's RNE cast.
     fp8 = os.path.join(tmp, "fp8")
-    shutil.copytree(DEFAULT, fp8)
-    tensors = load_dir(fp8)
-    for k in [k for k in tensors if k.endswith("proj.weight")]:
-        w = tensors[k].float()
-        scale = (w.abs().max() / 448).reshape(())
-        tensors[k] = (w / scale).to(torch.float8_e4m3fn)
-        tensors[k[:-len("weight")] + "weight_scale"] = scale
-    save_file(tensors, os.path.join(fp8, "model.safetensors"), metadata={"format": "pt"})
-    json.dump({"producer": {"name": "test"}, "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": None,
-                                                              "exclude_modules": ["lm_head"]}},
-              open(os.path.join(fp8, "hf_quant_config.json"), "w"))
+    write_fp8_checkpoint(DEFAULT, fp8)
     checkpoints["FP8 per tensor"] = fp8
 
     # W4A4: the ModelOpt W4A16 output plus input_scale = amax/2688 from a calibration pass (the first
