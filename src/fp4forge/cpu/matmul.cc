@@ -163,12 +163,9 @@ void DecodeRow(const WeightMatrix& w, const DecodeTables& tables, int64_t r, int
       ScaleE2M1Row(scratch, w.block_scales + r * (cols / block), cols, block, tables.block_scale.data(), out);
       break;
     }
-    case WeightEncoding::kFp8: {
-      float scale = w.tensor_scalar;
-      if (w.row_scales) std::memcpy(&scale, w.row_scales + 4 * r, 4);
-      DecodeFp8Row(w.values + r * cols, cols, scale, out);
+    case WeightEncoding::kFp8:
+      DecodeFp8Row(w.values + r * cols, cols, w.Fp8Scale(r), out);
       break;
-    }
   }
 }
 
@@ -334,12 +331,9 @@ void MatVecRowsT(const WeightMatrix& w, const DecodeTables& tables, const float*
     switch (w.encoding) {
       case WeightEncoding::kBF16: y[n] = DotHalfRow<hwy::bfloat16_t>(w.values + n * cols * 2, cols, xp); break;
       case WeightEncoding::kF16: y[n] = DotHalfRow<hwy::float16_t>(w.values + n * cols * 2, cols, xp); break;
-      case WeightEncoding::kFp8: {
-        float scale = w.tensor_scalar;
-        if (w.row_scales) std::memcpy(&scale, w.row_scales + 4 * n, 4);
-        y[n] = DotFp8Row(w.values + n * cols, cols, scale, xp);
+      case WeightEncoding::kFp8:
+        y[n] = DotFp8Row(w.values + n * cols, cols, w.Fp8Scale(n), xp);
         break;
-      }
       default: {
         const int64_t block = w.encoding == WeightEncoding::kNvfp4 ? kNvfp4BlockSize : kMxfp4BlockSize;
         y[n] = DotE2M1Row(w.values + n * cols / 2, w.block_scales + n * (cols / block), cols, block,
@@ -437,6 +431,12 @@ int64_t WeightMatrix::StoredBytes() const {
   return 0;
 }
 
+float WeightMatrix::Fp8Scale(int64_t row) const {
+  float scale = tensor_scalar;
+  if (row_scales) std::memcpy(&scale, row_scales + 4 * row, 4);  // F32, unaligned in the mapping
+  return scale;
+}
+
 namespace {
 
 DecodeTables MakeTables(const WeightMatrix& w) {
@@ -474,12 +474,9 @@ void DecodeRowsRef(const WeightMatrix& w, int64_t row_begin, int64_t row_end, fl
       case WeightEncoding::kMxfp4:
         DequantizeMxfp4RowRef(w.values + r * cols / 2, w.block_scales + r * (cols / kMxfp4BlockSize), cols, o);
         break;
-      case WeightEncoding::kFp8: {
-        float scale = w.tensor_scalar;
-        if (w.row_scales) std::memcpy(&scale, w.row_scales + 4 * r, 4);
-        DequantizeFp8RowRef(w.values + r * cols, cols, scale, o);
+      case WeightEncoding::kFp8:
+        DequantizeFp8RowRef(w.values + r * cols, cols, w.Fp8Scale(r), o);
         break;
-      }
     }
   }
 }

@@ -36,6 +36,7 @@ struct WeightMatrix {
   const uint8_t* row_scales = nullptr;  // FP8 per channel: F32 [rows] (then tensor_scalar is unused)
 
   int64_t StoredBytes() const;  // bytes one pass over the matrix reads
+  float Fp8Scale(int64_t row) const;  // FP8: row's scale (per channel) or tensor_scalar (per tensor)
 };
 
 // Rows [row_begin, row_end) of w as float32 into out ([row_end - row_begin, cols]): the scalar

@@ -285,13 +285,17 @@ void Model::Forward(std::span<const int32_t> tokens, int64_t start, KVCache& cac
   }
   const int64_t hidden = c.hidden_size, hd = c.head_dim;
   const int64_t q_dim = c.num_heads * hd, kv_dim = c.num_kv_heads * hd, qkv_dim = q_dim + 2 * kv_dim;
-  Scratch& a = scratch_;
-  Grow(a.x, n * hidden);
-  Grow(a.h, n * hidden);
-  Grow(a.qkv, n * qkv_dim);
-  Grow(a.attn, n * q_dim);
-  Grow(a.delta, n * hidden);
-  std::vector<float>&x = a.x, &h = a.h, &qkv = a.qkv, &attn = a.attn, &delta = a.delta, &part = a.part;
+  std::vector<float>& x = scratch_.x;
+  std::vector<float>& h = scratch_.h;
+  std::vector<float>& qkv = scratch_.qkv;
+  std::vector<float>& attn = scratch_.attn;
+  std::vector<float>& delta = scratch_.delta;
+  std::vector<float>& part = scratch_.part;
+  Grow(x, n * hidden);
+  Grow(h, n * hidden);
+  Grow(qkv, n * qkv_dim);
+  Grow(attn, n * q_dim);
+  Grow(delta, n * hidden);
   for (int64_t i = 0; i < n; ++i) {
     if (tokens[i] < 0 || tokens[i] >= c.vocab_size) {
       Fail(ErrorCode::kInvalidArgument, "[Forward] got token id {}, expected one in [0, {})", tokens[i], c.vocab_size);
