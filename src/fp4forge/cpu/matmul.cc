@@ -11,7 +11,9 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 #include "hwy/highway.h"
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <limits>
 #include <cstring>
 #include <vector>
@@ -37,6 +39,15 @@ struct DecodeTables {
 
 // Rows decoded at a time: four dot products share each load of an activation row.
 constexpr int64_t kTileRows = 4;
+
+// 2·e2m1 of each code as int8, the table of the byte shuffles.
+alignas(16) constexpr int8_t kTwiceE2M1[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+// A batch-1 activation row as the E2M1 kernels read it (QuantizeActivationsT).
+struct QuantizedRow {
+  std::vector<int16_t> values;  // cols, in the kernel's chunk order
+  std::vector<float> scales;    // one per weight block
+};
 
 }  // namespace fp4forge::cpu
 #endif
@@ -73,7 +84,6 @@ void E2M1TimesTwo(const uint8_t* HWY_RESTRICT codes, int64_t cols, int8_t* HWY_R
 #if HWY_TARGET != HWY_SCALAR
   const hn::Full128<uint8_t> du8;
   const hn::Full128<int8_t> di8;
-  alignas(16) static constexpr int8_t kTwiceE2M1[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
   const auto table = hn::Load(di8, kTwiceE2M1);
   const auto nibble = hn::Set(du8, uint8_t{0xF});
   for (; k + 32 <= cols; k += 32) {
@@ -113,20 +123,28 @@ void ScaleE2M1Row(const int8_t* HWY_RESTRICT twice, const uint8_t* HWY_RESTRICT 
   }
 }
 
-// E4M3 codes in the low byte of each lane, as float32, on the bits (DecodeE4M3 lane for lane): normal
-// codes rebias the exponent (7 -> 127) and move the 3 mantissa bits up; subnormals are m · 2^-9;
-// 0x7F/0xFF are NaN. A gather from a 256-entry table cost ~5x more per lane on Zen 4.
+// E4M3 codes in the low byte of each lane, as float32, on the bits (DecodeE4M3 lane for lane): the
+// 7 magnitude bits moved to the top of a float32's exponent and mantissa read as 2^(e-127)·(1+m/8),
+// or m·2^-129 for the subnormal codes, so one exact multiply by 2^120 rebiases both (this needs
+// denormals-are-zero off, the default); 0x7F/0xFF are NaN. A gather from a 256-entry table cost
+// ~5x more per lane on Zen 4.
 HWY_INLINE VF E4M3Values(DF df, hn::Vec<hn::RebindToSigned<DF>> code) {
   const hn::RebindToSigned<DF> di;
-  const auto exponent = hn::And(hn::ShiftRight<3>(code), hn::Set(di, 0xF));
-  const auto mantissa = hn::And(code, hn::Set(di, 7));
-  const VF normal = hn::BitCast(df, hn::Or(hn::ShiftLeft<23>(hn::Add(exponent, hn::Set(di, 120))),
-                                            hn::ShiftLeft<20>(mantissa)));
-  const VF subnormal = hn::Mul(hn::ConvertTo(df, mantissa), hn::Set(df, 0x1p-9f));
-  VF magnitude = hn::IfThenElse(hn::RebindMask(df, hn::Eq(exponent, hn::Zero(di))), subnormal, normal);
-  magnitude = hn::IfThenElse(hn::RebindMask(df, hn::Eq(hn::And(code, hn::Set(di, 0x7F)), hn::Set(di, 0x7F))),
-                             hn::Set(df, std::numeric_limits<float>::quiet_NaN()), magnitude);
+  const auto bits = hn::And(code, hn::Set(di, 0x7F));
+  const VF magnitude = hn::IfThenElse(hn::RebindMask(df, hn::Eq(bits, hn::Set(di, 0x7F))),
+                                      hn::Set(df, std::numeric_limits<float>::quiet_NaN()),
+                                      hn::Mul(hn::BitCast(df, hn::ShiftLeft<20>(bits)), hn::Set(df, 0x1p120f)));
   return hn::Or(magnitude, hn::BitCast(df, hn::ShiftLeft<24>(hn::And(code, hn::Set(di, 0x80)))));
+}
+
+// UE8M0 codes in the low byte of each lane as 2^(code-127) (DecodeUE8M0): the code is the float32
+// exponent, except 0 (2^-127, a subnormal) and 0xFF (NaN).
+HWY_INLINE VF UE8M0Values(DF df, hn::Vec<hn::RebindToSigned<DF>> code) {
+  const hn::RebindToSigned<DF> di;
+  const VF power = hn::IfThenElse(hn::RebindMask(df, hn::Eq(code, hn::Zero(di))), hn::Set(df, 0x1p-127f),
+                                  hn::BitCast(df, hn::ShiftLeft<23>(code)));
+  return hn::IfThenElse(hn::RebindMask(df, hn::Eq(code, hn::Set(di, 0xFF))),
+                        hn::Set(df, std::numeric_limits<float>::quiet_NaN()), power);
 }
 
 void DecodeFp8Row(const uint8_t* HWY_RESTRICT codes, int64_t cols, float scale, float* HWY_RESTRICT out) {
@@ -205,69 +223,121 @@ void DotTile(const float* HWY_RESTRICT x, const float* HWY_RESTRICT tile, int64_
 
 // ---------------------------------------------------------------------------------------------
 // Batch 1 (decode): one dot product per weight row, decoding in registers with no tile in between.
-// For E2M1 rows the activation is read in an even/odd order (PermuteEvenOdd) so that the low and
-// high nibbles of N code bytes, widened to N lanes, meet their activations without a shuffle.
+//
+// E2M1 weights (NVFP4, MXFP4) take integer dot products. The activation row is quantized once per
+// product to int16 with one scale per weight block (QuantizeActivationsT). A weight row's codes
+// become int16 values 2·e2m1 by one byte shuffle, and widening multiply-adds (pmaddwd) sum a
+// block's products exactly in int32; one float multiply-add per int32 lane then applies the
+// block's weight scale times its activation scale. Per 128 weights on AVX-512 that is ~24 vector
+// ops where decoding to float32 took ~50.
+//
+// A vector of V code bytes is one chunk of 2V elements: byte b holds elements 2b (low nibble) and
+// 2b+1 (high nibble). After the shuffle, the low and high bytes of each 16-bit lane of the two
+// nibble vectors give four int16 vectors whose lane j holds elements 4j, 4j+2 (low nibbles) and
+// 4j+1, 4j+3 (high nibbles); the activations are stored in that order (ChunkSlot), and int32 lane
+// i sums elements 8i..8i+7 of the chunk: an NVFP4 block spans 2 lanes, an MXFP4 block 4.
 
-// At least 8 float lanes: the E2M1 value tables below live in one vector.
-constexpr bool kFusedE2M1 = hn::MaxLanes(DF()) >= 8;
+constexpr bool kIntegerE2M1 = HWY_TARGET != HWY_SCALAR;
 
-// Per chunk of 2N elements (N lanes), the N even elements then the N odd ones; a tail shorter than
-// a chunk stays in order.
-void PermuteEvenOdd(const float* HWY_RESTRICT x, int64_t cols, float* HWY_RESTRICT out) {
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(DF()));
-  int64_t c = 0;
-  for (; c + 2 * lanes <= cols; c += 2 * lanes) {
-    for (int64_t j = 0; j < lanes; ++j) {
-      out[c + j] = x[c + 2 * j];
-      out[c + lanes + j] = x[c + 2 * j + 1];
+int64_t ChunkElements() { return 2 * static_cast<int64_t>(hn::Lanes(hn::ScalableTag<uint8_t>())); }
+
+// Where element e (< ChunkElements()) of a chunk sits in the kernel's activation order.
+int64_t ChunkSlot(int64_t e) {
+  constexpr int64_t kVectorOfOffset[4] = {0, 2, 1, 3};  // element 4j+o is lane j of vector kVectorOfOffset[o]
+  return kVectorOfOffset[e % 4] * (ChunkElements() / 4) + e / 4;
+}
+
+// x[cols] as int16 q (chunk order; a tail shorter than a chunk stays in element order) and one
+// scale per block: q = round(x · 32767 / amax) and scale = 0.5 · amax / 32767, the 0.5 undoing the
+// codes' ×2. A block holding NaN or Inf gets a NaN scale, so its products are NaN as they would be.
+void QuantizeActivationsT(const float* HWY_RESTRICT x, int64_t cols, int64_t block, int16_t* HWY_RESTRICT q,
+                          float* HWY_RESTRICT scales) {
+  const int64_t chunk = ChunkElements();
+  const int64_t chunked = cols / chunk * chunk;
+  for (int64_t b = 0; b < cols / block; ++b) {
+    const float* xb = x + b * block;
+    float amax = 0;
+    bool finite = true;
+    for (int64_t k = 0; k < block; ++k) {
+      finite = finite && std::isfinite(xb[k]);
+      amax = std::max(amax, std::fabs(xb[k]));
+    }
+    const float inverse = amax > 0 && finite ? 32767.0f / amax : 0.0f;
+    scales[b] = finite ? 0.5f * amax / 32767.0f : std::numeric_limits<float>::quiet_NaN();
+    for (int64_t k = b * block; k < (b + 1) * block; ++k) {
+      const auto v = static_cast<int16_t>(std::clamp(std::nearbyint(x[k] * inverse), -32767.0f, 32767.0f));
+      q[k < chunked ? k - k % chunk + ChunkSlot(k % chunk) : k] = v;
     }
   }
-  for (; c < cols; ++c) out[c] = x[c];
 }
 
-// E2M1 values of the codes in the low 4 bits of each lane.
-HWY_INLINE VF E2M1Values(DF df, hn::Vec<hn::RebindToSigned<DF>> codes) {
-  const hn::RebindToSigned<DF> di;
-  if constexpr (hn::MaxLanes(DF()) >= 16) {
-    alignas(64) static constexpr float kValues[16] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6, -0.0f, -0.5f, -1, -1.5f, -2, -3, -4, -6};
-    return hn::TableLookupLanes(hn::Load(df, kValues), hn::IndicesFromVec(df, codes));
-  } else {  // 8 lanes: the magnitude from the low 3 bits, the sign from bit 3
-    alignas(32) static constexpr float kMagnitudes[8] = {0, 0.5f, 1, 1.5f, 2, 3, 4, 6};
-    const VF magnitude = hn::TableLookupLanes(hn::Load(df, kMagnitudes), hn::IndicesFromVec(df, hn::And(codes, hn::Set(di, 7))));
-    return hn::Xor(magnitude, hn::BitCast(df, hn::ShiftLeft<28>(hn::And(codes, hn::Set(di, 8)))));
-  }
-}
-
-// block: 16 (NVFP4) or 32 (MXFP4).
-float DotE2M1Row(const uint8_t* HWY_RESTRICT codes, const uint8_t* HWY_RESTRICT scale_codes, int64_t cols,
-                 int64_t block, const float* HWY_RESTRICT scale_table, const float* HWY_RESTRICT xp) {
+// row_scales[b] = weight block scale × activation block scale for a row's blocks (padded by one
+// vector: the kernel loads a full vector at each chunk's first block). The block scale is
+// Nvfp4Divisor's e4m3 · S or e4m3 / global scale (NVFP4), or 2^(e-127) (MXFP4), as in the reference.
+void RowScales(const WeightMatrix& w, const uint8_t* HWY_RESTRICT codes, int64_t num_blocks,
+               const float* HWY_RESTRICT table, const float* HWY_RESTRICT act_scales, float* HWY_RESTRICT out) {
   const DF df;
   const hn::RebindToSigned<DF> di;
   const hn::Rebind<uint8_t, DF> du8;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
-  const auto nibble = hn::Set(di, 0xF);
-  const auto first_half = hn::FirstN(df, static_cast<size_t>(lanes / 2));
-  VF acc = hn::Zero(df);
-  int64_t c = 0;
-  const int block_shift = block == 16 ? 4 : 5;  // c / block by a shift: a 64-bit idiv per chunk cost more than the rest
-  if constexpr (kFusedE2M1) {
-    for (; c + 2 * lanes <= cols; c += 2 * lanes) {
-      const auto bytes = hn::BitCast(di, hn::PromoteTo(hn::RebindToUnsigned<DF>(), hn::LoadU(du8, codes + c / 2)));
-      const VF even = E2M1Values(df, hn::And(bytes, nibble));
-      const VF odd = E2M1Values(df, hn::ShiftRight<4>(bytes));
-      const VF t = hn::MulAdd(odd, hn::LoadU(df, xp + c + lanes), hn::Mul(even, hn::LoadU(df, xp + c)));
-      // Lane j holds elements c + 2j and c + 2j + 1: one block, or two when 2N spans two.
-      const float s0 = scale_table[scale_codes[c >> block_shift]];
-      const VF scale = 2 * lanes > block ? hn::IfThenElse(first_half, hn::Set(df, s0),
-                                                          hn::Set(df, scale_table[scale_codes[(c >> block_shift) + 1]]))
-                                         : hn::Set(df, s0);
-      acc = hn::MulAdd(t, scale, acc);
+  const VF tensor_scalar = hn::Set(df, w.tensor_scalar);
+  int64_t b = 0;
+  for (; b + lanes <= num_blocks; b += lanes) {
+    const auto code = hn::BitCast(di, hn::PromoteTo(hn::RebindToUnsigned<DF>(), hn::LoadU(du8, codes + b)));
+    VF scale;
+    if (w.encoding == WeightEncoding::kMxfp4) {
+      scale = UE8M0Values(df, code);
+    } else if (w.producer == Nvfp4Producer::kModelOpt) {
+      scale = hn::Mul(E4M3Values(df, code), tensor_scalar);
+    } else {
+      scale = hn::Div(E4M3Values(df, code), tensor_scalar);
     }
+    hn::StoreU(hn::Mul(scale, hn::LoadU(df, act_scales + b)), df, out + b);
   }
-  float sum = hn::GetLane(hn::SumOfLanes(df, acc));
-  for (; c < cols; c += 2) {
-    const float s = scale_table[scale_codes[c / block]];
-    sum += (DecodeE2M1(LowNibble(codes[c / 2])) * xp[c] + DecodeE2M1(HighNibble(codes[c / 2])) * xp[c + 1]) * s;
+  for (; b < num_blocks; ++b) out[b] = table[codes[b]] * act_scales[b];
+}
+
+// Σ_k e2m1(code_k) · x_k · d_block(k), with xq/row_scales from QuantizeActivationsT and RowScales.
+float DotE2M1Row(const uint8_t* HWY_RESTRICT codes, const float* HWY_RESTRICT row_scales, int64_t cols,
+                 int64_t block, const int16_t* HWY_RESTRICT xq) {
+  int64_t c = 0;
+  float sum = 0;
+  if constexpr (kIntegerE2M1) {
+    const hn::ScalableTag<uint8_t> du8;
+    const hn::ScalableTag<int8_t> di8;
+    const hn::ScalableTag<int16_t> di16;
+    const hn::ScalableTag<int32_t> di32;
+    const DF df;
+    const int64_t lanes16 = static_cast<int64_t>(hn::Lanes(di16));
+    const int64_t chunk = ChunkElements();
+    const auto table = hn::LoadDup128(di8, kTwiceE2M1);
+    const auto nibble = hn::Set(du8, uint8_t{0xF});
+    const auto lane = hn::Iota(di32, 0);
+    const auto block_of_lane = hn::IndicesFromVec(df, block == 16 ? hn::ShiftRight<1>(lane) : hn::ShiftRight<2>(lane));
+    VF acc = hn::Zero(df);
+    for (; c + chunk <= cols; c += chunk) {
+      const auto bytes = hn::LoadU(du8, codes + c / 2);
+      const auto lo = hn::BitCast(di16, hn::TableLookupBytes(table, hn::BitCast(di8, hn::And(bytes, nibble))));
+      const auto hi = hn::BitCast(di16, hn::TableLookupBytes(table, hn::BitCast(di8, hn::ShiftRight<4>(bytes))));
+      const int16_t* a = xq + c;
+      auto odd = hn::Zero(di32);
+      auto sums = hn::ReorderWidenMulAccumulate(di32, hn::ShiftRight<8>(hn::ShiftLeft<8>(lo)), hn::LoadU(di16, a),
+                                                hn::Zero(di32), odd);
+      sums = hn::ReorderWidenMulAccumulate(di32, hn::ShiftRight<8>(lo), hn::LoadU(di16, a + lanes16), sums, odd);
+      sums = hn::ReorderWidenMulAccumulate(di32, hn::ShiftRight<8>(hn::ShiftLeft<8>(hi)),
+                                           hn::LoadU(di16, a + 2 * lanes16), sums, odd);
+      sums = hn::ReorderWidenMulAccumulate(di32, hn::ShiftRight<8>(hi), hn::LoadU(di16, a + 3 * lanes16), sums, odd);
+      const VF scale = hn::TableLookupLanes(hn::LoadU(df, row_scales + c / block), block_of_lane);
+      acc = hn::MulAdd(hn::ConvertTo(df, hn::RearrangeToOddPlusEven(sums, odd)), scale, acc);
+    }
+    sum = hn::GetLane(hn::SumOfLanes(df, acc));
+  }
+  for (; c < cols; c += block) {  // the tail, in element order
+    int32_t s = 0;
+    for (int64_t k = c; k < c + block; k += 2) {
+      s += kTwiceE2M1[LowNibble(codes[k / 2])] * xq[k] + kTwiceE2M1[HighNibble(codes[k / 2])] * xq[k + 1];
+    }
+    sum += static_cast<float>(s) * row_scales[c / block];
   }
   return sum;
 }
@@ -317,28 +387,30 @@ bool HasMatVec(WeightEncoding encoding) {
     case WeightEncoding::kF16:
     case WeightEncoding::kFp8: return true;
     case WeightEncoding::kNvfp4:
-    case WeightEncoding::kMxfp4: return kFusedE2M1;
+    case WeightEncoding::kMxfp4: return kIntegerE2M1;
     default: return false;
   }
 }
 
-// y[n] for n in [n_begin, n_end) of y = w · x, for an encoding HasMatVec accepts. `xp` is x as
-// PermuteEvenOdd orders it (E2M1 encodings) or x itself.
-void MatVecRowsT(const WeightMatrix& w, const DecodeTables& tables, const float* xp, int64_t n_begin, int64_t n_end,
-                 float* y) {
+// y[n] for n in [n_begin, n_end) of y = w · x, for an encoding HasMatVec accepts. E2M1 encodings
+// read x as QuantizeActivationsT leaves it in `xq`, the others x itself.
+void MatVecRowsT(const WeightMatrix& w, const DecodeTables& tables, const float* x, const QuantizedRow& xq,
+                 int64_t n_begin, int64_t n_end, float* y) {
   const int64_t cols = w.cols;
+  const bool e2m1 = w.encoding == WeightEncoding::kNvfp4 || w.encoding == WeightEncoding::kMxfp4;
+  const int64_t block = w.encoding == WeightEncoding::kNvfp4 ? kNvfp4BlockSize : kMxfp4BlockSize;
+  std::vector<float> row_scales(e2m1 ? static_cast<size_t>(cols / block + hn::Lanes(DF())) : 0);
   for (int64_t n = n_begin; n < n_end; ++n) {
     switch (w.encoding) {
-      case WeightEncoding::kBF16: y[n] = DotHalfRow<hwy::bfloat16_t>(w.values + n * cols * 2, cols, xp); break;
-      case WeightEncoding::kF16: y[n] = DotHalfRow<hwy::float16_t>(w.values + n * cols * 2, cols, xp); break;
+      case WeightEncoding::kBF16: y[n] = DotHalfRow<hwy::bfloat16_t>(w.values + n * cols * 2, cols, x); break;
+      case WeightEncoding::kF16: y[n] = DotHalfRow<hwy::float16_t>(w.values + n * cols * 2, cols, x); break;
       case WeightEncoding::kFp8:
-        y[n] = DotFp8Row(w.values + n * cols, cols, w.Fp8Scale(n), xp);
+        y[n] = DotFp8Row(w.values + n * cols, cols, w.Fp8Scale(n), x);
         break;
-      default: {
-        const int64_t block = w.encoding == WeightEncoding::kNvfp4 ? kNvfp4BlockSize : kMxfp4BlockSize;
-        y[n] = DotE2M1Row(w.values + n * cols / 2, w.block_scales + n * (cols / block), cols, block,
-                          tables.block_scale.data(), xp);
-      }
+      default:
+        RowScales(w, w.block_scales + n * (cols / block), cols / block, tables.block_scale.data(), xq.scales.data(),
+                  row_scales.data());
+        y[n] = DotE2M1Row(w.values + n * cols / 2, row_scales.data(), cols, block, xq.values.data());
     }
   }
 }
@@ -403,7 +475,7 @@ namespace fp4forge::cpu {
 HWY_EXPORT(DecodeRowsT);
 HWY_EXPORT(MatMulRowsT);
 HWY_EXPORT(HasMatVec);
-HWY_EXPORT(PermuteEvenOdd);
+HWY_EXPORT(QuantizeActivationsT);
 HWY_EXPORT(MatVecRowsT);
 
 std::string_view WeightEncodingName(WeightEncoding encoding) {
@@ -489,14 +561,15 @@ void DecodeRows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, float
 void MatMul(const WeightMatrix& w, const float* x, int64_t num_rows, float* y, ThreadPool& pool) {
   const DecodeTables tables = MakeTables(w);
   if (num_rows == 1 && HWY_DYNAMIC_DISPATCH(HasMatVec)(w.encoding)) {
-    thread_local std::vector<float> permuted;
-    const float* xp = x;
+    thread_local QuantizedRow caller_xq;
+    const QuantizedRow& xq = caller_xq;  // the pool's threads read the caller's, not their own
     if (w.encoding == WeightEncoding::kNvfp4 || w.encoding == WeightEncoding::kMxfp4) {
-      permuted.resize(static_cast<size_t>(w.cols));
-      HWY_DYNAMIC_DISPATCH(PermuteEvenOdd)(x, w.cols, permuted.data());
-      xp = permuted.data();
+      const int64_t block = w.encoding == WeightEncoding::kNvfp4 ? kNvfp4BlockSize : kMxfp4BlockSize;
+      caller_xq.values.resize(static_cast<size_t>(w.cols));
+      caller_xq.scales.resize(static_cast<size_t>(w.cols / block));
+      HWY_DYNAMIC_DISPATCH(QuantizeActivationsT)(x, w.cols, block, caller_xq.values.data(), caller_xq.scales.data());
     }
-    pool.Run(w.rows, [&](int64_t begin, int64_t end) { HWY_DYNAMIC_DISPATCH(MatVecRowsT)(w, tables, xp, begin, end, y); });
+    pool.Run(w.rows, [&](int64_t begin, int64_t end) { HWY_DYNAMIC_DISPATCH(MatVecRowsT)(w, tables, x, xq, begin, end, y); });
     return;
   }
   // Whole tiles per thread, so that the split never changes which rows share a tile.
