@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <chrono>
 
-#include "fp4forge/base/parallel.h"
+#include "fp4forge/base/parallel.h"  // ResolveThreads
 
 namespace fp4forge {
 
 ThreadPool::ThreadPool(int num_threads) {
   const int total = ResolveThreads(num_threads);
-  for (int i = 1; i < total; ++i) workers_.emplace_back([this, i] { Work(i); });
+  for (int i = 1; i < total; ++i) workers_.emplace_back([this] { Work(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -22,9 +22,8 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::Run(int64_t num_items, const std::function<void(int64_t, int64_t)>& fn) {
-  const int64_t parts = std::clamp<int64_t>(size(), 1, std::max<int64_t>(num_items, 1));
-  const int64_t chunk = (num_items + parts - 1) / std::max<int64_t>(parts, 1);
-  if (parts == 1) {
+  if (num_items <= 0) return;
+  if (size() == 1 || num_items == 1) {
     fn(0, num_items);
     return;
   }
@@ -32,15 +31,24 @@ void ThreadPool::Run(int64_t num_items, const std::function<void(int64_t, int64_
     std::lock_guard<std::mutex> lock(mutex_);
     job_ = &fn;
     num_items_ = num_items;
-    chunk_ = chunk;
+    grain_ = std::max<int64_t>(1, num_items / (kRangesPerThread * size()));
+    next_.store(0);
     pending_.store(static_cast<int>(workers_.size()));
     generation_.fetch_add(1);
   }
   start_.notify_all();
-  fn(0, std::min(num_items, chunk));
+  TakeRanges(fn);
   if (!SpinUntil([this] { return pending_.load() == 0; })) {
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [this] { return pending_.load() == 0; });
+  }
+}
+
+void ThreadPool::TakeRanges(const std::function<void(int64_t, int64_t)>& fn) {
+  for (;;) {
+    const int64_t begin = next_.fetch_add(grain_);
+    if (begin >= num_items_) return;
+    fn(begin, std::min(num_items_, begin + grain_));
   }
 }
 
@@ -53,11 +61,10 @@ bool ThreadPool::SpinUntil(Done done) {
   return true;
 }
 
-void ThreadPool::Work(int index) {
+void ThreadPool::Work() {
   uint64_t seen = 0;
   for (;;) {
     const std::function<void(int64_t, int64_t)>* job;
-    int64_t begin, end;
     SpinUntil([&] { return generation_.load() != seen; });
     {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -65,10 +72,8 @@ void ThreadPool::Work(int index) {
       if (stop_) return;
       seen = generation_.load();
       job = job_;
-      begin = std::min(num_items_, index * chunk_);
-      end = std::min(num_items_, begin + chunk_);
     }
-    if (begin < end) (*job)(begin, end);
+    TakeRanges(*job);
     if (pending_.fetch_sub(1) == 1) {
       std::lock_guard<std::mutex> lock(mutex_);
       done_.notify_one();

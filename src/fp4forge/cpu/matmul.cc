@@ -9,6 +9,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "fp4forge/cpu/matmul.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
+#include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
 #include <algorithm>
@@ -36,6 +37,11 @@ namespace fp4forge::cpu {
 struct DecodeTables {
   std::array<float, 256> block_scale{};  // NVFP4: Nvfp4Divisor(code); MXFP4: 2^(code-127)
 };
+
+// Batch-1 kernels ask for the weight bytes this far ahead of the ones they read. The hardware
+// prefetchers stop at 4 KiB pages, and a mapped checkpoint sits in 4 KiB pages of the page cache:
+// the 8B-shaped model decoded ~7% faster with it (alternating runs on Zen 4).
+constexpr int64_t kPrefetchBytes = 1024;
 
 // Rows decoded at a time: four dot products share each load of an activation row.
 constexpr int64_t kTileRows = 4;
@@ -314,9 +320,13 @@ float DotE2M1Row(const uint8_t* HWY_RESTRICT codes, const float* HWY_RESTRICT ro
     const auto nibble = hn::Set(du8, uint8_t{0xF});
     const auto lane = hn::Iota(di32, 0);
     const auto block_of_lane = hn::IndicesFromVec(df, block == 16 ? hn::ShiftRight<1>(lane) : hn::ShiftRight<2>(lane));
+    const int64_t blocks_per_chunk = chunk / block;  // no division per chunk: a 64-bit idiv costs more than the rest
+    const uint8_t* chunk_codes = codes;
+    const float* chunk_scales = row_scales;
     VF acc = hn::Zero(df);
-    for (; c + chunk <= cols; c += chunk) {
-      const auto bytes = hn::LoadU(du8, codes + c / 2);
+    for (; c + chunk <= cols; c += chunk, chunk_codes += chunk / 2, chunk_scales += blocks_per_chunk) {
+      hwy::Prefetch(chunk_codes + kPrefetchBytes);
+      const auto bytes = hn::LoadU(du8, chunk_codes);
       const auto lo = hn::BitCast(di16, hn::TableLookupBytes(table, hn::BitCast(di8, hn::And(bytes, nibble))));
       const auto hi = hn::BitCast(di16, hn::TableLookupBytes(table, hn::BitCast(di8, hn::ShiftRight<4>(bytes))));
       const int16_t* a = xq + c;
@@ -327,7 +337,7 @@ float DotE2M1Row(const uint8_t* HWY_RESTRICT codes, const float* HWY_RESTRICT ro
       sums = hn::ReorderWidenMulAccumulate(di32, hn::ShiftRight<8>(hn::ShiftLeft<8>(hi)),
                                            hn::LoadU(di16, a + 2 * lanes16), sums, odd);
       sums = hn::ReorderWidenMulAccumulate(di32, hn::ShiftRight<8>(hi), hn::LoadU(di16, a + 3 * lanes16), sums, odd);
-      const VF scale = hn::TableLookupLanes(hn::LoadU(df, row_scales + c / block), block_of_lane);
+      const VF scale = hn::TableLookupLanes(hn::LoadU(df, chunk_scales), block_of_lane);
       acc = hn::MulAdd(hn::ConvertTo(df, hn::RearrangeToOddPlusEven(sums, odd)), scale, acc);
     }
     sum = hn::GetLane(hn::SumOfLanes(df, acc));
@@ -351,6 +361,7 @@ float DotHalfRow(const uint8_t* src, int64_t cols, const float* HWY_RESTRICT x) 
   VF acc0 = hn::Zero(df), acc1 = hn::Zero(df);
   int64_t k = 0;
   for (; k + 2 * lanes <= cols; k += 2 * lanes) {
+    hwy::Prefetch(src + 2 * k + kPrefetchBytes);
     acc0 = hn::MulAdd(hn::PromoteTo(df, hn::LoadU(dt, row + k)), hn::LoadU(df, x + k), acc0);
     acc1 = hn::MulAdd(hn::PromoteTo(df, hn::LoadU(dt, row + k + lanes)), hn::LoadU(df, x + k + lanes), acc1);
   }
