@@ -245,12 +245,12 @@ void DotTile(const float* HWY_RESTRICT x, const float* HWY_RESTRICT tile, int64_
 
 constexpr bool kIntegerE2M1 = HWY_TARGET != HWY_SCALAR;
 
-int64_t ChunkElements() { return 2 * static_cast<int64_t>(hn::Lanes(hn::ScalableTag<uint8_t>())); }
+constexpr int64_t kChunkElements = 2 * static_cast<int64_t>(hn::MaxLanes(hn::ScalableTag<uint8_t>()));
 
-// Where element e (< ChunkElements()) of a chunk sits in the kernel's activation order.
+// Where element e (< kChunkElements) of a chunk sits in the kernel's activation order.
 int64_t ChunkSlot(int64_t e) {
   constexpr int64_t kVectorOfOffset[4] = {0, 2, 1, 3};  // element 4j+o is lane j of vector kVectorOfOffset[o]
-  return kVectorOfOffset[e % 4] * (ChunkElements() / 4) + e / 4;
+  return kVectorOfOffset[e % 4] * (kChunkElements / 4) + e / 4;
 }
 
 // x[cols] as int16 q (chunk order; a tail shorter than a chunk stays in element order) and one
@@ -258,7 +258,7 @@ int64_t ChunkSlot(int64_t e) {
 // codes' ×2. A block holding NaN or Inf gets a NaN scale, so its products are NaN as they would be.
 void QuantizeActivationsT(const float* HWY_RESTRICT x, int64_t cols, int64_t block, int16_t* HWY_RESTRICT q,
                           float* HWY_RESTRICT scales) {
-  const int64_t chunk = ChunkElements();
+  constexpr int64_t chunk = kChunkElements;
   const int64_t chunked = cols / chunk * chunk;
   for (int64_t b = 0; b < cols / block; ++b) {
     const float* xb = x + b * block;
@@ -315,7 +315,7 @@ float DotE2M1Row(const uint8_t* HWY_RESTRICT codes, const float* HWY_RESTRICT ro
     const hn::ScalableTag<int32_t> di32;
     const DF df;
     const int64_t lanes16 = static_cast<int64_t>(hn::Lanes(di16));
-    const int64_t chunk = ChunkElements();
+    constexpr int64_t chunk = kChunkElements;
     const auto table = hn::LoadDup128(di8, kTwiceE2M1);
     const auto nibble = hn::Set(du8, uint8_t{0xF});
     const auto lane = hn::Iota(di32, 0);
