@@ -49,7 +49,10 @@ void DecodeRows(const WeightMatrix& w, int64_t row_begin, int64_t row_end, float
 // y[m, n] = Σ_k x[m, k] · w[n, k] for m < num_rows (x: [num_rows, w.cols], y: [num_rows, w.rows],
 // both row-major float32), rows of w split over the pool's threads. Sums are float32 in an order
 // fixed by the target's vector width: the result differs from MatMulRef by rounding only, and does
-// not depend on the number of threads.
+// not depend on the number of threads. One exception, for speed at decode: with num_rows == 1,
+// NVFP4 and MXFP4 weights meet x rounded to int16 with one scale per weight block (amax / 32767),
+// which moves each activation by at most 2^-16 of its block's largest (BF16 activations, which GPU
+// runtimes feed these weights, are rounded by up to 2^-9 of themselves).
 void MatMul(const WeightMatrix& w, const float* x, int64_t num_rows, float* y, ThreadPool& pool);
 // The reference: DecodeRowsRef, then each dot product summed in double.
 void MatMulRef(const WeightMatrix& w, const float* x, int64_t num_rows, float* y);
