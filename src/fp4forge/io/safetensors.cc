@@ -20,6 +20,31 @@ namespace fp4forge {
 
 namespace {
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // safetensors MAX_HEADER_SIZE (FORMATS.md §6)
+
+// A SAX pass over a JSON text that records the first key repeated in its top-level object.
+struct DuplicateTopLevelKey : nlohmann::json_sax<nlohmann::json> {
+  int depth = 0;
+  std::set<std::string> keys;
+  std::string duplicate;
+
+  bool key(string_t& k) override {
+    if (depth == 1 && !keys.insert(k).second && duplicate.empty()) duplicate = k;
+    return true;
+  }
+  bool start_object(std::size_t) override { return ++depth, true; }
+  bool end_object() override { return --depth, true; }
+  bool start_array(std::size_t) override { return ++depth, true; }
+  bool end_array() override { return --depth, true; }
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+};
+
 }  // namespace
 
 int SafetensorsDTypeBits(const std::string& dtype) {
@@ -94,16 +119,12 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       bad(fmt::format("header length {} exceeds the file ({} bytes) or the 100 MB limit", header_bytes, size_));
     }
     const char* header = reinterpret_cast<const char*>(bytes + 8);
-    // JSON objects keep the last of duplicate keys; the callback sees every top-level key first.
-    std::set<std::string> keys;
-    std::string duplicate;
-    const auto on_event = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-      if (depth == 1 && event == nlohmann::json::parse_event_t::key && !keys.insert(parsed.get<std::string>()).second) {
-        duplicate = parsed.get<std::string>();
-      }
-      return true;
-    };
-    const nlohmann::json json = nlohmann::json::parse(header, header + header_bytes, on_event, false);
+    // JSON objects keep the last of duplicate keys, so a first SAX pass looks for repeated top-level
+    // keys. (nlohmann's parser with a callback had done it in time quadratic in the number of tensors.)
+    DuplicateTopLevelKey sax;
+    nlohmann::json::sax_parse(header, header + header_bytes, &sax, nlohmann::json::input_format_t::json, false);
+    const std::string duplicate = sax.duplicate;
+    const nlohmann::json json = nlohmann::json::parse(header, header + header_bytes, nullptr, false);
     if (json.is_discarded() || !json.is_object()) bad("header is not a JSON object");
     if (!duplicate.empty()) bad(fmt::format("tensor '{}' appears twice", duplicate));
 
@@ -149,7 +170,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       }
       const uint64_t total_bits = elements * static_cast<uint64_t>(bits);  // < 2^62: no overflow
       if (total_bits % 8 != 0 || (end - begin) * 8 != total_bits) {
-        bad_tensor(fmt::format("{} bytes of data; shape × {} needs {} bits", end - begin, t.dtype, total_bits));
+        bad_tensor(total_bits % 8 != 0
+                       ? fmt::format("shape × {} is {} bits, not a whole number of bytes", t.dtype, total_bits)
+                       : fmt::format("{} bytes of data; shape × {} needs {} bytes", end - begin, t.dtype, total_bits / 8));
       }
       t.data = data + begin;
       t.num_bytes = static_cast<int64_t>(end - begin);

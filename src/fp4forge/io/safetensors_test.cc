@@ -89,7 +89,7 @@ TEST_F(SafetensorsTest, RejectsBrokenAndLyingFiles) {
   ExpectInvalid(R"({"w":{"dtype":"Q4","shape":[4],"data_offsets":[0,4]}})", std::string(4, '\0'), "'w': unknown dtype 'Q4'");
   ExpectInvalid(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", std::string(4, '\0'), "'w'");
   ExpectInvalid(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,64]}})", d16, "outside");
-  ExpectInvalid(R"({"w":{"dtype":"F32","shape":[5],"data_offsets":[0,16]}})", d16, "needs 160 bits");
+  ExpectInvalid(R"({"w":{"dtype":"F32","shape":[5],"data_offsets":[0,16]}})", d16, "16 bytes of data; shape × F32 needs 20 bytes");
   ExpectInvalid(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
                 std::string(12, '\0'), "contiguous");
   ExpectInvalid(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", d16, "contiguous");
@@ -98,7 +98,7 @@ TEST_F(SafetensorsTest, RejectsBrokenAndLyingFiles) {
                 d16, "twice");
   ExpectInvalid(R"({"w":{"dtype":"F32","shape":[2]}})", "", "data_offsets");
   ExpectInvalid(R"({"__metadata__":{"k":1}})", "", "not a string");
-  ExpectInvalid(R"({"w":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}})", std::string(2, '\0'), "bits");
+  ExpectInvalid(R"({"w":{"dtype":"F4","shape":[3],"data_offsets":[0,2]}})", std::string(2, '\0'), "is 12 bits, not a whole number of bytes");
 
   std::string huge_length = Pack("{}", "");
   huge_length[6] = 0x7F;  // header length far beyond the file
