@@ -1,19 +1,20 @@
 #include "engine_cli.h"
 
 #include <filesystem>
-#include <fstream>
 #include <cstdlib>
 #include <sstream>
 
 #include <fmt/format.h>
 
+#include "fp4forge/io/files.h"
 #include "fp4forge/base/error.h"
 #include "fp4forge/pipeline/inspect_checkpoint.h"
 
 namespace fp4forge::cli {
 
 std::unique_ptr<engine::Model> LoadModel(const std::string& dir, int threads) {
-  if (!std::filesystem::is_directory(dir)) {
+  std::error_code not_a_directory;
+  if (!std::filesystem::is_directory(dir, not_a_directory)) {
     Fail(ErrorCode::kInvalidArgument, "[model] got {}, expected a checkpoint directory (config.json + *.safetensors)", dir);
   }
   const InspectReport report = InspectCheckpoint(dir);
@@ -36,14 +37,9 @@ engine::Tokenizer LoadTokenizer(const std::string& dir, const engine::Model* mod
 }
 
 std::string ReadTextFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in || std::filesystem::is_directory(path)) {
-    Fail(ErrorCode::kInvalidArgument, "[text] got {}, expected a readable text file", path);
-  }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (buffer.view().empty()) Fail(ErrorCode::kInvalidArgument, "[text] got an empty file {}, expected text", path);
-  return buffer.str();
+  std::string text = ReadRegularFile(path, "[text]");
+  if (text.empty()) Fail(ErrorCode::kInvalidArgument, "[text] got an empty file {}, expected text", path);
+  return text;
 }
 
 std::vector<int32_t> ReadTokenIds(const std::string& path) {

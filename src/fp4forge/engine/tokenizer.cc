@@ -1,6 +1,7 @@
 // The `tokenizers` library's pipeline, for BPE models: added tokens are cut out of the text first,
 // the rest is normalized, split into words by the pre-tokenizers, each word merged by BPE ranks
 // (lowest rank first, leftmost first among equals), and unknown pieces fall back to byte tokens.
+#include "fp4forge/io/files.h"
 #include "fp4forge/engine/tokenizer.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -11,7 +12,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <mutex>
 #include <sstream>
@@ -370,7 +370,7 @@ Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::FromDirectory(const std::string& dir) {
   for (const char* name : {"tokenizer.json", "tokenizer.model"}) {
-    if (std::filesystem::is_regular_file(std::filesystem::path(dir) / name)) return FromFile(dir + "/" + name);
+    if (PathExists(std::filesystem::path(dir) / name)) return FromFile(dir + "/" + name);
   }
   Fail(ErrorCode::kInvalidArgument, "[Tokenizer] got no {0}/tokenizer.json or {0}/tokenizer.model, expected the "
        "model's tokenizer beside its weights", dir);
@@ -387,18 +387,15 @@ Tokenizer Tokenizer::FromFile(const std::string& path) {
     }
     return Tokenizer(std::move(impl));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) Fail(ErrorCode::kIo, "[Tokenizer] got no readable file {}, expected a tokenizer.json", path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
+  const std::string text = ReadRegularFile(path, "[Tokenizer]");
   // Bounded nesting: a hostile file cannot recurse the parser deep.
   int depth = 0, max_depth = 0;
-  for (char c : buffer.view()) {
+  for (char c : text) {
     depth += (c == '{' || c == '[') - (c == '}' || c == ']');
     max_depth = std::max(max_depth, depth);
   }
   if (max_depth > 64) Fail(ErrorCode::kInvalidData, "[{}] got JSON nested {} deep, expected at most 64", path, max_depth);
-  const nlohmann::json j = nlohmann::json::parse(buffer.view(), nullptr, false);
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   auto impl = std::make_unique<Impl>();
   impl->source = path;
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) impl->Bad("no \"model\" object", "a tokenizer.json");

@@ -2,20 +2,18 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 
 #include "fp4forge/base/error.h"
+#include "fp4forge/io/files.h"
 
 namespace fp4forge {
 
 namespace {
 
 nlohmann::json ReadJson(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) Fail(ErrorCode::kIo, "[checkpoint] cannot read '{}'", path.string());
-  nlohmann::json json = nlohmann::json::parse(in, nullptr, false);
+  nlohmann::json json = nlohmann::json::parse(ReadRegularFile(path, "[checkpoint]"), nullptr, false);
   if (json.is_discarded() || !json.is_object()) {
     Fail(ErrorCode::kInvalidData, "[checkpoint] '{}' is not a JSON object", path.string());
   }
@@ -28,12 +26,13 @@ constexpr const char* kIndex = "model.safetensors.index.json";
 
 Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
   const std::filesystem::path root(dir);
-  if (!std::filesystem::is_directory(root)) Fail(ErrorCode::kIo, "[checkpoint] '{}' is not a directory", dir);
+  std::error_code not_a_directory;
+  if (!std::filesystem::is_directory(root, not_a_directory)) Fail(ErrorCode::kIo, "[checkpoint] '{}' is not a directory", dir);
   config_ = ReadJson(root / "config.json");
 
   std::map<std::string, std::vector<std::string>> names_by_file;  // from the index, when sharded
   std::vector<std::string> shard_files;
-  if (std::filesystem::exists(root / kIndex)) {
+  if (PathExists(root / kIndex)) {
     const nlohmann::json index = ReadJson(root / kIndex);
     if (!index.contains("weight_map") || !index["weight_map"].is_object()) {
       Fail(ErrorCode::kInvalidData, "[checkpoint] '{}' has no weight_map object", (root / kIndex).string());
@@ -48,13 +47,13 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
       names_by_file[shard].push_back(name);
     }
     for (const auto& [file, names] : names_by_file) {
-      if (!std::filesystem::exists(root / file)) {
+      if (!PathExists(root / file)) {
         Fail(ErrorCode::kInvalidData, "[checkpoint] shard '{}' listed in {} for tensor '{}' is missing", file, kIndex,
              names.front());
       }
       shard_files.push_back(file);
     }
-  } else if (std::filesystem::exists(root / "model.safetensors")) {
+  } else if (PathExists(root / "model.safetensors")) {
     shard_files.push_back("model.safetensors");
   } else {
     Fail(ErrorCode::kInvalidData, "[checkpoint] '{}' has neither model.safetensors nor {}", dir, kIndex);
@@ -78,9 +77,10 @@ Checkpoint::Checkpoint(const std::string& dir) : dir_(dir) {
     }
   }
   const std::set<std::string> shards(shard_files.begin(), shard_files.end());
-  for (const auto& entry : std::filesystem::directory_iterator(root)) {
+  std::error_code error;  // a broken link or an unreadable entry is simply not one of the other files
+  for (const auto& entry : std::filesystem::directory_iterator(root, error)) {
     const std::string name = entry.path().filename().string();
-    if (entry.is_regular_file() && !shards.contains(name) && name != kIndex) other_files_.push_back(name);
+    if (entry.is_regular_file(error) && !shards.contains(name) && name != kIndex) other_files_.push_back(name);
   }
   std::sort(other_files_.begin(), other_files_.end());
 }

@@ -15,6 +15,7 @@
 #include "fp4forge/codec/half.h"
 
 #include "fp4forge/base/error.h"
+#include "fp4forge/io/files.h"
 
 namespace fp4forge {
 
@@ -94,8 +95,7 @@ ConstMatrixView SafetensorsTensor::AsMatrix() const {
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) Fail(ErrorCode::kIo, "[safetensors] cannot open '{}': {}", path, std::strerror(errno));
+  const int fd = OpenRegularFile(path, "[safetensors]");
   struct stat st{};
   if (::fstat(fd, &st) != 0) {
     ::close(fd);

@@ -1,8 +1,8 @@
+#include "fp4forge/io/files.h"
 #include "fp4forge/pipeline/convert_checkpoint.h"
 
 #include <bit>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
@@ -182,8 +182,10 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
     std::vector<std::string> excluded;
     if (from == CheckpointDialect::kModelOpt) {
       nlohmann::json hf = nlohmann::json::object();
-      if (fs::exists(fs::path(in_dir) / "hf_quant_config.json")) {
-        hf = nlohmann::json::parse(std::ifstream(fs::path(in_dir) / "hf_quant_config.json"));
+      const fs::path hf_path = fs::path(in_dir) / "hf_quant_config.json";
+      if (PathExists(hf_path)) {
+        hf = nlohmann::json::parse(ReadRegularFile(hf_path, "[convert]"), nullptr, false);
+        if (!hf.is_object()) Fail(ErrorCode::kInvalidData, "[convert] '{}' is not a JSON object", hf_path.string());
       }
       const nlohmann::json list = hf.value("quantization", nlohmann::json::object())
                                       .value("exclude_modules", qc.value("ignore", nlohmann::json::array()));

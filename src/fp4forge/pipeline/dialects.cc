@@ -1,8 +1,10 @@
 #include "fp4forge/pipeline/dialects.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <fstream>
 
 #include <fmt/format.h>
@@ -95,6 +97,38 @@ nlohmann::json QuantizationConfig(CheckpointDialect dialect, CheckpointScheme sc
           {"quantization_status", "compressed"}};
 }
 
+namespace {
+
+// A run killed by SIGKILL leaves its `.OUT.tmp-PID` behind. Later runs for the same OUT remove those
+// whose process is gone (kill(pid, 0) says ESRCH), never one of a live process. A `.OUT.old-PID` (the
+// previous OUT, moved aside for --force) of a dead process may be the only copy left: it is kept,
+// and the user told how to restore it.
+void RemoveLeftovers(const fs::path& out) {
+  const std::string tmp_prefix = fmt::format(".{}.tmp-", out.filename().string());
+  const std::string old_prefix = fmt::format(".{}.old-", out.filename().string());
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(out.parent_path(), error)) {
+    const std::string name = entry.path().filename().string();
+    const bool is_tmp = name.starts_with(tmp_prefix), is_old = name.starts_with(old_prefix);
+    if (!is_tmp && !is_old) continue;
+    const std::string digits = name.substr(tmp_prefix.size());  // both prefixes have the same length
+    if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(digits));
+    if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    if (is_tmp) {
+      std::error_code ignored;
+      fs::remove_all(entry.path(), ignored);
+      fmt::print(stderr, "fp4forge: removed {}, left by an earlier run (process {}) that was killed\n",
+                 entry.path().string(), pid);
+    } else {
+      fmt::print(stderr, "fp4forge: note: {} holds the output that an earlier run (process {}) was replacing when it "
+                 "was killed; `mv` it back to {} if that run never finished\n", entry.path().string(), pid, out.string());
+    }
+  }
+}
+
+}  // namespace
+
 void BuildDirectory(const std::string& in_dir, const std::string& out_dir, bool force,
                     const std::function<void(const fs::path&)>& build) {
   fs::path out = fs::absolute(out_dir).lexically_normal();
@@ -111,6 +145,7 @@ void BuildDirectory(const std::string& in_dir, const std::string& out_dir, bool 
   if (fs::exists(out) && !force) {
     Fail(ErrorCode::kInvalidArgument, "'{}' exists; pass --force to replace it", out.string());
   }
+  RemoveLeftovers(out);
   const fs::path tmp = out.parent_path() / fmt::format(".{}.tmp-{}", out.filename().string(), ::getpid());
   const fs::path old = out.parent_path() / fmt::format(".{}.old-{}", out.filename().string(), ::getpid());
   const InterruptScope interrupts;  // build polls it: Ctrl-C then removes tmp like any failure

@@ -1,10 +1,10 @@
+#include "fp4forge/io/files.h"
 #include "fp4forge/pipeline/inspect_checkpoint.h"
 
 #include <cmath>
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
@@ -371,8 +371,8 @@ InspectReport InspectCheckpoint(const Checkpoint& c) {
   }
 
   nlohmann::json hf_quant;
-  if (fs::exists(fs::path(dir) / "hf_quant_config.json")) {
-    hf_quant = nlohmann::json::parse(std::ifstream(fs::path(dir) / "hf_quant_config.json"), nullptr, false);
+  if (PathExists(fs::path(dir) / "hf_quant_config.json")) {
+    hf_quant = nlohmann::json::parse(ReadRegularFile(fs::path(dir) / "hf_quant_config.json", "[inspect]"), nullptr, false);
     if (hf_quant.is_discarded()) Fail(ErrorCode::kInvalidData, "[inspect] '{}/hf_quant_config.json' is not JSON", dir);
   }
   const nlohmann::json qc = c.config().value("quantization_config", nlohmann::json::object());

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Hostile input over the CLI (issue 17's classes fixed so far): paths that are not regular files,
+a checkpoint of 100k tensors, temporary directories of killed runs, size mismatches. Each case
+asserts the exit status, the message and that nothing is left behind. Needs no oracle packages: the
+safetensors files here are written byte by byte.
+
+Usage: hostile_test.py PATH/TO/fp4forge
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+from harness import ROOT, check, finish
+
+FP4FORGE = sys.argv[1]
+DEFAULT = os.path.join(ROOT, "models", "default")
+
+
+def run(*args, timeout=60):
+    try:
+        return subprocess.run([FP4FORGE, *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(args, "timeout", "", f"no answer within {timeout} s")
+
+
+def clean_error(name, r, words):
+    """A clean error: exit status 1 or 2 (not a signal, not a hang) and a message with `words`."""
+    ok = r.returncode in (1, 2) and words in r.stderr
+    check(name, ok, f"(exit {r.returncode}: {r.stderr.strip()[-200:]!r})")
+
+
+def safetensors_bytes(header, data=b""):
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def copy_default(tmp, label):
+    d = os.path.join(tmp, label)
+    shutil.copytree(DEFAULT, d)
+    return d
+
+
+def leftovers(parent):
+    return [n for n in os.listdir(parent) if ".tmp-" in n]
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    # Class 2: paths that are not regular files.
+    d = copy_default(tmp, "config-dir")
+    os.remove(os.path.join(d, "config.json"))
+    os.mkdir(os.path.join(d, "config.json"))
+    clean_error("inspect: config.json is a directory", run("inspect", d), "config.json' is a directory")
+    out = os.path.join(tmp, "out-config-dir")
+    clean_error("quantize: config.json is a directory", run("quantize", d, out), "is a directory")
+    check("quantize: nothing left behind", not os.path.exists(out) and not leftovers(tmp), str(os.listdir(tmp)))
+
+    d = copy_default(tmp, "fifo-shard")
+    os.remove(os.path.join(d, "model.safetensors"))
+    os.mkfifo(os.path.join(d, "model.safetensors"))
+    clean_error("inspect: a FIFO shard is refused, not read forever", run("inspect", d, timeout=30), "is a FIFO")
+
+    d = copy_default(tmp, "link-loop")
+    os.remove(os.path.join(d, "model.safetensors"))
+    os.symlink("loop-b", os.path.join(d, "loop-a"))
+    os.symlink("loop-a", os.path.join(d, "loop-b"))
+    os.symlink("loop-a", os.path.join(d, "model.safetensors"))
+    clean_error("inspect: a loop of symbolic links", run("inspect", d), "loop of symbolic links")
+
+    d = copy_default(tmp, "linked-elsewhere")  # a link out of the directory is followed (HF cache layout)
+    shard = os.path.join(tmp, "blob")
+    shutil.move(os.path.join(d, "model.safetensors"), shard)
+    os.symlink(shard, os.path.join(d, "model.safetensors"))
+    r = run("inspect", d)
+    check("inspect: a shard linked from outside the directory is read", r.returncode == 0, r.stderr[-200:])
+
+    fifo = os.path.join(tmp, "text.fifo")
+    os.mkfifo(fifo)
+    clean_error("eval: a FIFO as --text", run("eval", DEFAULT, "--text", fifo, timeout=30), "is a FIFO")
+    clean_error("eval: a directory as --text", run("eval", DEFAULT, "--text", tmp), "is a directory")
+
+    # Class 6: cost linear in the number of tensors (was over 120 s for 100k; now well under 1 s).
+    d = os.path.join(tmp, "many")
+    os.mkdir(d)
+    n = 100_000
+    header = {f"model.layers.{i}.mlp.w": {"dtype": "BF16", "shape": [2], "data_offsets": [4 * i, 4 * i + 4]}
+              for i in range(n)}
+    open(os.path.join(d, "model.safetensors"), "wb").write(safetensors_bytes(header, bytes(4 * n)))
+    json.dump({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}, open(os.path.join(d, "config.json"), "w"))
+    r = run("inspect", d, timeout=60)
+    check("inspect: 100k tensors answered within 60 s", r.returncode == 0 and "valid" in r.stdout, r.stderr[-200:])
+
+    # Class 8: a size mismatch names bytes.
+    d = copy_default(tmp, "short-tensor")
+    open(os.path.join(d, "model.safetensors"), "wb").write(
+        safetensors_bytes({"w": {"dtype": "F32", "shape": [5], "data_offsets": [0, 16]}}, bytes(16)))
+    clean_error("inspect: a size mismatch in bytes", run("inspect", d), "16 bytes of data; shape × F32 needs 20 bytes")
+
+    # Class 7: temporary directories of killed runs.
+    parent = os.path.join(tmp, "outputs")
+    os.mkdir(parent)
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid names no process now
+    os.mkdir(os.path.join(parent, f".q.tmp-{dead.pid}"))
+    os.mkdir(os.path.join(parent, f".q.tmp-{os.getpid()}"))  # alive: this test
+    os.mkdir(os.path.join(parent, f".q.old-{dead.pid}"))     # maybe the only copy of an earlier output
+    r = run("quantize", DEFAULT, os.path.join(parent, "q"))
+    names = sorted(os.listdir(parent))
+    check("quantize: a dead run's temporary directory is removed",
+          r.returncode == 0 and f".q.tmp-{dead.pid}" not in names and "removed" in r.stderr, str(names))
+    check("quantize: a live process's temporary directory is kept", f".q.tmp-{os.getpid()}" in names, str(names))
+    check("quantize: a dead run's moved-aside output is kept, with how to restore it",
+          f".q.old-{dead.pid}" in names and "mv" in r.stderr, r.stderr[-300:])
+
+finish()
