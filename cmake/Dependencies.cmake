@@ -6,7 +6,7 @@ find_package(fmt REQUIRED)                 # libfmt-dev: formatting of messages 
 find_package(nlohmann_json 3.10 REQUIRED)  # nlohmann-json3-dev: JSON output (and later checkpoint headers)
 find_package(CLI11 REQUIRED)               # libcli11-dev: the command line
 find_package(PkgConfig REQUIRED)
-pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)  # libpcre2-dev: tokenizers' Unicode regexes
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)  # libpcre2-dev: every regex (base/regex.h)
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)  # libsentencepiece-dev: tokenizer.model
 pkg_check_modules(ICU REQUIRED IMPORTED_TARGET icu-uc)  # libicu-dev: tokenizers' NFC/NFKC normalizers
 if(FP4FORGE_BUILD_TESTS)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Hostile input over the CLI (issue 17's classes fixed so far): paths that are not regular files,
-a checkpoint of 100k tensors, temporary directories of killed runs, size mismatches. Each case
+huge tensor names against the regex filters, a checkpoint of 100k tensors, temporary directories of killed runs, size mismatches. Each case
 asserts the exit status, the message and that nothing is left behind. Needs no oracle packages: the
 safetensors files here are written byte by byte.
 
@@ -92,6 +92,22 @@ with tempfile.TemporaryDirectory() as tmp:
     json.dump({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}, open(os.path.join(d, "config.json"), "w"))
     r = run("inspect", d, timeout=60)
     check("inspect: 100k tensors answered within 60 s", r.returncode == 0 and "valid" in r.stdout, r.stderr[-200:])
+
+    # Class 1: a name long enough to overflow a recursive regex engine's stack (std::regex did).
+    d = os.path.join(tmp, "long-name")
+    os.mkdir(d)
+    name = "model.layers.0.mlp." + "x" * 1_000_000 + ".weight"
+    open(os.path.join(d, "model.safetensors"), "wb").write(
+        safetensors_bytes({name: {"dtype": "BF16", "shape": [4, 16], "data_offsets": [0, 128]}}, bytes(128)))
+    json.dump({"model_type": "llama", "architectures": ["LlamaForCausalLM"]}, open(os.path.join(d, "config.json"), "w"))
+    r = run("compare-formats", "--file", os.path.join(d, "model.safetensors"))
+    check("compare-formats: a 1 MB tensor name under --tensor '.*'", r.returncode == 0, r.stderr[-200:])
+    out = os.path.join(tmp, "out-long-name")
+    r = run("quantize", d, out, "--exclude", "(x|y)*z")
+    check("quantize: --exclude over a 1 MB tensor name", r.returncode == 0 and os.path.isdir(out), r.stderr[-200:])
+    clean_error("quantize: an --exclude that does not compile", run("quantize", d, out + "2", "--exclude", "(a"),
+                "does not compile")
+    check("quantize: nothing left behind by a refused run", not os.path.exists(out + "2") and not leftovers(tmp))
 
     # Class 8: a size mismatch names bytes.
     d = copy_default(tmp, "short-tensor")

@@ -5,7 +5,7 @@
 
 namespace fp4forge::cli {
 
-// Option values that must be regular expressions (ECMAScript, as std::regex): refused at parse time.
+// Option values that must be regular expressions (PCRE2 syntax, base/regex.h): refused at parse time.
 extern const CLI::Validator kRegex;
 
 void AddCompareFormats(CLI::App& app);

@@ -2,7 +2,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -11,6 +10,7 @@
 
 #include "commands.h"
 #include "fp4forge/base/error.h"
+#include "fp4forge/base/regex.h"
 #include "fp4forge/quant/compare.h"
 #include "fp4forge/io/checkpoint.h"
 #include "fp4forge/io/safetensors.h"
@@ -119,11 +119,11 @@ void Run(const Options& options) {
       for (const CheckpointTensor& t : model->tensors()) tensors.push_back(t.tensor);
     }
     const std::string source = options.file.empty() ? options.model : options.file;
-    const std::regex pattern(options.tensor_regex);
+    const Regex pattern(options.tensor_regex, "--tensor");
     std::vector<ComparisonRow> totals;  // one per format and rule, summed over the tensors
     int compared = 0;
     for (const SafetensorsTensor* t : tensors) {
-      if (!t->FloatDType() || t->shape.size() < 2 || t->NumElements() == 0 || !std::regex_search(t->name, pattern)) continue;
+      if (!t->FloatDType() || t->shape.size() < 2 || t->NumElements() == 0 || !pattern.Search(t->name)) continue;
       const std::vector<ComparisonRow> rows = CompareFormats(t->AsMatrix(), t->name, "", options.threads);
       if (options.per_tensor) print(rows);
       for (const ComparisonRow& row : rows) {

@@ -6,8 +6,8 @@
 
 #include <fmt/format.h>
 
-#include "fp4forge/io/files.h"
 #include "fp4forge/base/error.h"
+#include "fp4forge/io/files.h"
 #include "fp4forge/pipeline/inspect_checkpoint.h"
 
 namespace fp4forge::cli {

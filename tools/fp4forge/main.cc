@@ -1,21 +1,21 @@
 // fp4forge: quantize LLM checkpoints to NVFP4 and friends. One binary, one subcommand per job.
 #include <cstdio>
-#include <regex>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "fp4forge/base/error.h"
+#include "fp4forge/base/regex.h"
 
 namespace fp4forge::cli {
 
 const CLI::Validator kRegex(
     [](const std::string& value) -> std::string {
       try {
-        std::regex check(value);
-      } catch (const std::regex_error& e) {
-        return fmt::format("'{}' is not a valid regular expression ({})", value, e.what());
+        fp4forge::Regex check(value, "value");
+      } catch (const fp4forge::Error& e) {
+        return e.what();
       }
       return "";
     },

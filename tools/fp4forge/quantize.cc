@@ -3,7 +3,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -35,8 +34,8 @@ void Run(const Options& o) {
   options.dialect = ParseCheckpointDialect(o.format);
   options.scheme = ParseCheckpointScheme(o.scheme);
   options.rule = ParseNvfp4ScaleRule(o.scale);
-  for (const std::string& r : o.include) options.selection.include.emplace_back(r);
-  for (const std::string& r : o.exclude) options.selection.exclude.emplace_back(r);
+  for (const std::string& r : o.include) options.selection.include.emplace_back(r, "--include");
+  for (const std::string& r : o.exclude) options.selection.exclude.emplace_back(r, "--exclude");
   options.selection.quantize_lm_head = o.quantize_lm_head;
   options.threads = o.threads;
   options.max_shard_bytes = ParseByteSize(o.max_shard_size);

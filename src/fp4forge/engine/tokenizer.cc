@@ -1,11 +1,8 @@
 // The `tokenizers` library's pipeline, for BPE models: added tokens are cut out of the text first,
 // the rest is normalized, split into words by the pre-tokenizers, each word merged by BPE ranks
 // (lowest rank first, leftmost first among equals), and unknown pieces fall back to byte tokens.
-#include "fp4forge/io/files.h"
 #include "fp4forge/engine/tokenizer.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 #include <sentencepiece_processor.h>
 #include <unicode/normalizer2.h>
 #include <unicode/unistr.h>
@@ -19,6 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "fp4forge/base/error.h"
+#include "fp4forge/base/regex.h"
+#include "fp4forge/io/files.h"
 
 namespace fp4forge::engine {
 namespace {
@@ -70,55 +69,7 @@ const ByteAlphabet& Alphabet() {
   return alphabet;
 }
 
-class Regex {
- public:
-  Regex(const std::string& pattern, const std::string& source) {
-    int error;
-    PCRE2_SIZE offset;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &error,
-                          &offset, nullptr);
-    if (!code_) {
-      PCRE2_UCHAR message[256];
-      pcre2_get_error_message(error, message, sizeof(message));
-      Fail(ErrorCode::kInvalidData, "[{}] got pre-tokenizer regex {} that does not compile ({} at {}), expected a "
-           "PCRE pattern", source, pattern, reinterpret_cast<const char*>(message), offset);
-    }
-    pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);  // a speed-up where available; matching works without
-  }
-  Regex(Regex&& o) noexcept : code_(std::exchange(o.code_, nullptr)) {}
-  ~Regex() { pcre2_code_free(code_); }
-
-  // The [begin, end) byte ranges of every non-overlapping match in `text`, left to right.
-  std::vector<std::pair<size_t, size_t>> Matches(std::string_view text) const {
-    std::vector<std::pair<size_t, size_t>> out;
-    pcre2_match_data* data = pcre2_match_data_create_from_pattern(code_, nullptr);
-    size_t start = 0;
-    uint32_t options = 0;
-    while (start <= text.size()) {
-      const int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), start, options, data,
-                                 nullptr);
-      if (rc == PCRE2_ERROR_NOMATCH) break;
-      if (rc < 0) {
-        pcre2_match_data_free(data);
-        Fail(ErrorCode::kInvalidData, "[Tokenizer] got text that is not valid UTF-8 (PCRE2 error {}), expected UTF-8", rc);
-      }
-      const PCRE2_SIZE* v = pcre2_get_ovector_pointer(data);
-      if (v[1] == v[0]) {  // empty match: step one character on
-        if (v[0] >= text.size()) break;
-        start = v[0] + Utf8Length(static_cast<unsigned char>(text[v[0]]));
-        continue;
-      }
-      out.emplace_back(v[0], v[1]);
-      start = v[1];
-      options = PCRE2_NO_UTF_CHECK;  // the text was checked by the first match
-    }
-    pcre2_match_data_free(data);
-    return out;
-  }
-
- private:
-  pcre2_code* code_ = nullptr;
-};
+std::string TokenizerRegexContext(const std::string& source) { return fmt::format("[{}] pre-tokenizer", source); }
 
 // Splits `word` at the matches of `regex`: the matches, and the text between them, become pieces
 // ("Isolated"); with `remove_matches` the matches are dropped ("Removed").
@@ -214,7 +165,7 @@ struct Tokenizer::Impl {
     } else if (type == "ByteLevel") {
       s.flag = j.value("add_prefix_space", false);
       s.use_regex = j.value("use_regex", true);
-      if (s.use_regex && std::string(section) == "pre_tokenizer") s.regex = std::make_shared<Regex>(kGpt2Pattern, source);
+      if (s.use_regex && std::string(section) == "pre_tokenizer") s.regex = std::make_shared<Regex>(kGpt2Pattern, TokenizerRegexContext(source), Regex::Text::kUtf8);
       byte_level |= std::string(section) == "pre_tokenizer";
     } else if (type == "Split") {
       const std::string behavior = str("behavior");
@@ -228,10 +179,10 @@ struct Tokenizer::Impl {
       if (!is_regex) {  // a literal string: quote it for PCRE
         p = "\\Q" + p + "\\E";
       }
-      s.regex = std::make_shared<Regex>(p, source);
+      s.regex = std::make_shared<Regex>(p, TokenizerRegexContext(source), Regex::Text::kUtf8);
     } else if (type == "Digits") {
       s.flag = j.value("individual_digits", false);
-      s.regex = std::make_shared<Regex>(s.flag ? "\\p{N}" : "\\p{N}+", source);
+      s.regex = std::make_shared<Regex>(s.flag ? "\\p{N}" : "\\p{N}+", TokenizerRegexContext(source), Regex::Text::kUtf8);
     } else if (type == "Metaspace") {
       s.a = str("replacement");
       const std::string scheme = j.value("prepend_scheme", j.value("add_prefix_space", true) ? "always" : "never");

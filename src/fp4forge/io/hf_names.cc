@@ -28,12 +28,12 @@ std::string ModuleName(const std::string& weight_name) {
 
 LinearVerdict ClassifyTensor(const std::string& name, size_t rank, const QuantizationSelection& selection) {
   const bool is_weight = (EndsWith(name, ".weight") && rank == 2) || FusedExpertsModule(name, rank);
-  for (const std::regex& r : selection.exclude) {
-    if (std::regex_search(name, r)) return is_weight ? LinearVerdict::kKeepLinear : LinearVerdict::kKeep;
+  for (const Regex& r : selection.exclude) {
+    if (r.Search(name)) return is_weight ? LinearVerdict::kKeepLinear : LinearVerdict::kKeep;
   }
   if (!is_weight) return LinearVerdict::kKeep;
-  for (const std::regex& r : selection.include) {
-    if (std::regex_search(name, r)) return LinearVerdict::kQuantize;
+  for (const Regex& r : selection.include) {
+    if (r.Search(name)) return LinearVerdict::kQuantize;
   }
   const std::string module = ModuleName(name);
   if (module == "lm_head" || EndsWith(module, ".lm_head")) {

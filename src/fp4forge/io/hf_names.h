@@ -4,15 +4,16 @@
 #pragma once
 
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
+
+#include "fp4forge/base/regex.h"
 
 namespace fp4forge {
 
 struct QuantizationSelection {
-  std::vector<std::regex> include;  // extra tensors to quantize (full weight names)
-  std::vector<std::regex> exclude;  // tensors to keep, applied last
+  std::vector<Regex> include;  // extra tensors to quantize (full weight names, matched anywhere)
+  std::vector<Regex> exclude;  // tensors to keep, applied last
   bool quantize_lm_head = false;
 };
 

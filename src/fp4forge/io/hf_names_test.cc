@@ -47,7 +47,7 @@ TEST(HfNames, KeepsRoutersAndHonoursIncludeExclude) {
   QuantizationSelection with_head;
   with_head.quantize_lm_head = true;
   EXPECT_EQ(ClassifyTensor("lm_head.weight", 2, with_head), LinearVerdict::kQuantize);
-  const QuantizationSelection s{.include = {std::regex("embed_tokens")}, .exclude = {std::regex("layers\\.0\\.")}};
+  const QuantizationSelection s{.include = {Regex("embed_tokens", "test")}, .exclude = {Regex("layers\\.0\\.", "test")}};
   EXPECT_EQ(ClassifyTensor("model.embed_tokens.weight", 2, s), LinearVerdict::kQuantize);
   EXPECT_EQ(ClassifyTensor("model.layers.0.mlp.up_proj.weight", 2, s), LinearVerdict::kKeepLinear);
 }

@@ -1,18 +1,18 @@
-#include "fp4forge/io/files.h"
 #include "fp4forge/pipeline/convert_checkpoint.h"
 
 #include <bit>
 #include <filesystem>
 #include <map>
-#include <regex>
 #include <set>
 
 #include <fmt/format.h>
 
 #include "fp4forge/base/error.h"
 #include "fp4forge/base/interrupt.h"
+#include "fp4forge/base/regex.h"
 #include "fp4forge/format/nvfp4.h"
 #include "fp4forge/io/checkpoint.h"
+#include "fp4forge/io/files.h"
 #include "fp4forge/io/hf_names.h"
 #include "fp4forge/io/safetensors_writer.h"
 #include "fp4forge/pipeline/inspect_checkpoint.h"
@@ -62,9 +62,9 @@ std::vector<std::string> IgnoreToExclude(const std::vector<std::string>& ignore,
       out.insert(entry);
       continue;
     }
-    const std::regex regex("^(?:" + entry.substr(3) + ")");
+    const Regex regex(entry.substr(3), "[convert] compressed-tensors ignore entry " + entry);
     for (const std::string& m : modules) {
-      if (std::regex_search(m, regex)) out.insert(m);
+      if (regex.MatchesAtStart(m)) out.insert(m);
     }
   }
   return {out.begin(), out.end()};

@@ -1,4 +1,3 @@
-#include "fp4forge/io/files.h"
 #include "fp4forge/pipeline/inspect_checkpoint.h"
 
 #include <cmath>
@@ -6,7 +5,6 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <regex>
 #include <set>
 
 #include <fnmatch.h>
@@ -15,9 +13,11 @@
 #include <nlohmann/json.hpp>
 
 #include "fp4forge/base/error.h"
+#include "fp4forge/base/regex.h"
 #include "fp4forge/codec/e4m3.h"
 #include "fp4forge/codec/half.h"
 #include "fp4forge/io/checkpoint.h"
+#include "fp4forge/io/files.h"
 #include "fp4forge/io/hf_names.h"
 
 namespace fp4forge {
@@ -58,8 +58,8 @@ class Exclusions {
         continue;
       }
       try {
-        regexes_.emplace_back(pattern.substr(3));
-      } catch (const std::regex_error&) {
+        regexes_.emplace_back(pattern.substr(3), file);
+      } catch (const Error&) {
         r.errors.push_back({file, fmt::format("ignore pattern '{}' is not a valid regular expression", pattern),
                             "correct or remove it"});
       }
@@ -68,14 +68,12 @@ class Exclusions {
 
   bool Match(const std::string& module) const {
     return std::ranges::any_of(globs_, [&](const std::string& g) { return ::fnmatch(g.c_str(), module.c_str(), 0) == 0; }) ||
-           std::ranges::any_of(regexes_, [&](const std::regex& re) {
-             return std::regex_search(module, re, std::regex_constants::match_continuous);
-           });
+           std::ranges::any_of(regexes_, [&](const Regex& re) { return re.MatchesAtStart(module); });
   }
 
  private:
   std::vector<std::string> globs_;
-  std::vector<std::regex> regexes_;
+  std::vector<Regex> regexes_;
 };
 
 // The quantization settings' JSON types, checked before anything reads them: a config written by
