@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Hostile input over the CLI (issue 17's classes fixed so far): paths that are not regular files,
-huge tensor names against the regex filters, a checkpoint of 100k tensors, temporary directories of killed runs, size mismatches. Each case
+huge tensor names against the regex filters, unlisted shards, a checkpoint of 100k tensors, temporary directories of killed runs, size mismatches. Each case
 asserts the exit status, the message and that nothing is left behind. Needs no oracle packages: the
 safetensors files here are written byte by byte.
 
@@ -108,6 +108,24 @@ with tempfile.TemporaryDirectory() as tmp:
     clean_error("quantize: an --exclude that does not compile", run("quantize", d, out + "2", "--exclude", "(a"),
                 "does not compile")
     check("quantize: nothing left behind by a refused run", not os.path.exists(out + "2") and not leftovers(tmp))
+
+    # Class 5: safetensors files the checkpoint does not list.
+    sharded = next(os.path.join(ROOT, "tests", "fixtures", f) for f in sorted(os.listdir(os.path.join(ROOT, "tests", "fixtures")))
+                   if os.path.exists(os.path.join(ROOT, "tests", "fixtures", f, "model.safetensors.index.json")))
+    d = os.path.join(tmp, "unlisted")
+    shutil.copytree(sharded, d)
+    index = json.load(open(os.path.join(d, "model.safetensors.index.json")))
+    some = sorted(index["weight_map"])[0]
+    extra = os.path.join(d, "model-00003-of-00002.safetensors")
+    open(extra, "wb").write(safetensors_bytes({"stray.weight": {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}},
+                                              bytes(4)))
+    r = run("inspect", d, "--json")
+    report = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    check("inspect: an unlisted shard is a warning", r.returncode == 0 and "does not list" in r.stdout, r.stdout[-300:])
+    open(extra, "wb").write(safetensors_bytes({some: {"dtype": "BF16", "shape": [2], "data_offsets": [0, 4]}}, bytes(4)))
+    r = run("inspect", d)
+    check("inspect: a tensor stored in a listed and an unlisted shard is an error",
+          r.returncode == 1 and f"holds tensor '{some}'" in r.stdout, r.stdout[-300:])
 
     # Class 8: a size mismatch names bytes.
     d = copy_default(tmp, "short-tensor")

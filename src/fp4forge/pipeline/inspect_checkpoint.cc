@@ -350,6 +350,35 @@ void CheckFp8(const Checkpoint& c, InspectReport& r) {
 
 }  // namespace
 
+namespace {
+
+// Safetensors files in the directory that the checkpoint does not list (its index, or
+// model.safetensors): runtimes that follow the index never read them, and one that holds a tensor
+// of the checkpoint makes it ambiguous which copy a loader that globs *.safetensors takes.
+void CheckUnlistedShards(const Checkpoint& c, InspectReport& r) {
+  for (const std::string& file : c.other_files()) {
+    if (!file.ends_with(".safetensors")) continue;
+    const std::string path = (fs::path(c.dir()) / file).string();
+    try {
+      const SafetensorsFile extra(path);
+      const auto twice = std::ranges::find_if(extra.tensors(), [&](const SafetensorsTensor& t) { return c.Find(t.name); });
+      if (twice != extra.tensors().end()) {
+        r.errors.push_back({file, fmt::format("holds tensor '{}', which the checkpoint's listed shards hold too; which "
+                                              "copy a runtime reads depends on the runtime", twice->name),
+                            "delete the stale file, or list it in the index instead of the other copy"});
+      } else {
+        r.warnings.push_back({file, "a safetensors file the checkpoint does not list; runtimes never read it",
+                              "delete it, or add its tensors to model.safetensors.index.json"});
+      }
+    } catch (const Error& e) {
+      r.warnings.push_back({file, fmt::format("an unlisted file that is not valid safetensors ({})", e.what()),
+                            "delete it"});
+    }
+  }
+}
+
+}  // namespace
+
 InspectReport InspectCheckpoint(const std::string& dir) { return InspectCheckpoint(Checkpoint(dir)); }
 
 InspectReport InspectCheckpoint(const Checkpoint& c) {
@@ -367,6 +396,7 @@ InspectReport InspectCheckpoint(const Checkpoint& c) {
                        t.name.ends_with("_scales");
     if (!scale) r.num_params += packed ? 2 * t.NumElements() : t.NumElements();
   }
+  CheckUnlistedShards(c, r);
 
   nlohmann::json hf_quant;
   if (PathExists(fs::path(dir) / "hf_quant_config.json")) {
