@@ -127,6 +127,18 @@ with tempfile.TemporaryDirectory() as tmp:
     check("inspect: a tensor stored in a listed and an unlisted shard is an error",
           r.returncode == 1 and f"holds tensor '{some}'" in r.stdout, r.stdout[-300:])
 
+    # Class 4b: packed NVFP4 tensors under a config naming another algorithm.
+    d = os.path.join(tmp, "wrong-algo")
+    r = run("quantize", DEFAULT, d)
+    for f, key in (("hf_quant_config.json", "quantization"), ("config.json", "quantization_config")):
+        j = json.load(open(os.path.join(d, f)))
+        j[key]["quant_algo"] = "FP8"
+        json.dump(j, open(os.path.join(d, f), "w"))
+    r = run("inspect", d)
+    check("inspect: packed NVFP4 under quant_algo FP8 is invalid",
+          r.returncode == 1 and "stored as packed 4-bit codes, but the config declares modelopt FP8" in r.stdout,
+          r.stdout[-300:])
+
     # Class 8: a size mismatch names bytes.
     d = copy_default(tmp, "short-tensor")
     open(os.path.join(d, "model.safetensors"), "wb").write(

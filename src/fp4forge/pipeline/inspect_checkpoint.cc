@@ -377,6 +377,26 @@ void CheckUnlistedShards(const Checkpoint& c, InspectReport& r) {
   }
 }
 
+// Packed 4-bit weights (U8 `weight` / `weight_packed` beside a `weight_scale`, or gpt-oss `_blocks`)
+// under a config whose dialect checked no quantized module: the config names another algorithm, or
+// none, and a runtime would read the codes as something else.
+void CheckPackedWeightsAreDeclared(const Checkpoint& c, InspectReport& r) {
+  if (r.quantized_modules > 0) return;
+  for (const CheckpointTensor& ct : c.tensors()) {
+    const std::string& name = ct.tensor->name;
+    const bool packed = ct.tensor->dtype == "U8" &&
+                        (name.ends_with("_blocks") || ((name.ends_with(".weight") || name.ends_with(".weight_packed")) &&
+                                                       c.Find(ModuleName(name) + ".weight_scale")));
+    if (packed) {
+      r.errors.push_back({name, fmt::format("stored as packed 4-bit codes, but the config declares {}, under which no "
+                                            "module is quantized", r.dialect),
+                          "make quant_algo (hf_quant_config.json) or format (compressed-tensors) name the algorithm "
+                          "the tensors hold: NVFP4, W4A16_NVFP4, nvfp4-pack-quantized, mxfp4-pack-quantized"});
+      return;
+    }
+  }
+}
+
 }  // namespace
 
 InspectReport InspectCheckpoint(const std::string& dir) { return InspectCheckpoint(Checkpoint(dir)); }
@@ -471,6 +491,7 @@ InspectReport InspectCheckpoint(const Checkpoint& c) {
     r.validated = true;
     r.serve_commands.push_back(fmt::format("vllm serve {}", dir));
   }
+  CheckPackedWeightsAreDeclared(c, r);
   return r;
 }
 
