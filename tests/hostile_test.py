@@ -139,6 +139,20 @@ with tempfile.TemporaryDirectory() as tmp:
           r.returncode == 1 and "stored as packed 4-bit codes, but the config declares modelopt FP8" in r.stdout,
           r.stdout[-300:])
 
+    # Class 3: nesting depth is bounded (a 100k-deep config.json had crashed quantize).
+    d = copy_default(tmp, "deep-config")
+    open(os.path.join(d, "config.json"), "w").write('{"a":' * 100_000 + "1" + "}" * 100_000)
+    out = os.path.join(tmp, "out-deep")
+    for command in (["inspect", d], ["quantize", d, out]):
+        clean_error(f"{command[0]}: a 100k-deep config.json", run(*command), "nests deeper than 64 levels")
+    check("quantize: nothing left behind by the deep config", not os.path.exists(out) and not leftovers(tmp))
+    d = os.path.join(tmp, "deep-header")
+    os.mkdir(d)
+    text = ('{"__metadata__":' + '{"a":' * 100_000 + '"x"' + "}" * 100_001).encode()
+    open(os.path.join(d, "model.safetensors"), "wb").write(struct.pack("<Q", len(text)) + text)
+    json.dump({"model_type": "llama"}, open(os.path.join(d, "config.json"), "w"))
+    clean_error("inspect: a 100k-deep safetensors header", run("inspect", d), "nests deeper than 64 levels")
+
     # Class 8: a size mismatch names bytes.
     d = copy_default(tmp, "short-tensor")
     open(os.path.join(d, "model.safetensors"), "wb").write(

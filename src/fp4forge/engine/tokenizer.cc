@@ -18,6 +18,7 @@
 #include "fp4forge/base/error.h"
 #include "fp4forge/base/regex.h"
 #include "fp4forge/io/files.h"
+#include "fp4forge/io/json.h"
 
 namespace fp4forge::engine {
 namespace {
@@ -339,14 +340,7 @@ Tokenizer Tokenizer::FromFile(const std::string& path) {
     return Tokenizer(std::move(impl));
   }
   const std::string text = ReadRegularFile(path, "[Tokenizer]");
-  // Bounded nesting: a hostile file cannot recurse the parser deep.
-  int depth = 0, max_depth = 0;
-  for (char c : text) {
-    depth += (c == '{' || c == '[') - (c == '}' || c == ']');
-    max_depth = std::max(max_depth, depth);
-  }
-  if (max_depth > 64) Fail(ErrorCode::kInvalidData, "[{}] got JSON nested {} deep, expected at most 64", path, max_depth);
-  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  const nlohmann::json j = ParseUntrustedJson(text, "[" + path + "]");
   auto impl = std::make_unique<Impl>();
   impl->source = path;
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) impl->Bad("no \"model\" object", "a tokenizer.json");

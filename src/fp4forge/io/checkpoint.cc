@@ -7,14 +7,15 @@
 
 #include "fp4forge/base/error.h"
 #include "fp4forge/io/files.h"
+#include "fp4forge/io/json.h"
 
 namespace fp4forge {
 
 namespace {
 
 nlohmann::json ReadJson(const std::filesystem::path& path) {
-  nlohmann::json json = nlohmann::json::parse(ReadRegularFile(path, "[checkpoint]"), nullptr, false);
-  if (json.is_discarded() || !json.is_object()) {
+  nlohmann::json json = ParseUntrustedJson(ReadRegularFile(path, "[checkpoint]"), "[checkpoint] '" + path.string() + "'");
+  if (!json.is_object()) {
     Fail(ErrorCode::kInvalidData, "[checkpoint] '{}' is not a JSON object", path.string());
   }
   return json;

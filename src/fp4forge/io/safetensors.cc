@@ -16,6 +16,7 @@
 
 #include "fp4forge/base/error.h"
 #include "fp4forge/io/files.h"
+#include "fp4forge/io/json.h"
 
 namespace fp4forge {
 
@@ -124,7 +125,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     DuplicateTopLevelKey sax;
     nlohmann::json::sax_parse(header, header + header_bytes, &sax, nlohmann::json::input_format_t::json, false);
     const std::string duplicate = sax.duplicate;
-    const nlohmann::json json = nlohmann::json::parse(header, header + header_bytes, nullptr, false);
+    const nlohmann::json json =
+        ParseUntrustedJson(std::string_view(header, header_bytes), fmt::format("[safetensors] '{}': the header", path));
     if (json.is_discarded() || !json.is_object()) bad("header is not a JSON object");
     if (!duplicate.empty()) bad(fmt::format("tensor '{}' appears twice", duplicate));
 

@@ -13,6 +13,7 @@
 #include "fp4forge/format/nvfp4.h"
 #include "fp4forge/io/checkpoint.h"
 #include "fp4forge/io/files.h"
+#include "fp4forge/io/json.h"
 #include "fp4forge/io/hf_names.h"
 #include "fp4forge/io/safetensors_writer.h"
 #include "fp4forge/pipeline/inspect_checkpoint.h"
@@ -184,7 +185,7 @@ ConvertReport ConvertCheckpoint(const std::string& in_dir, const std::string& ou
       nlohmann::json hf = nlohmann::json::object();
       const fs::path hf_path = fs::path(in_dir) / "hf_quant_config.json";
       if (PathExists(hf_path)) {
-        hf = nlohmann::json::parse(ReadRegularFile(hf_path, "[convert]"), nullptr, false);
+        hf = ParseUntrustedJson(ReadRegularFile(hf_path, "[convert]"), "[convert] '" + hf_path.string() + "'");
         if (!hf.is_object()) Fail(ErrorCode::kInvalidData, "[convert] '{}' is not a JSON object", hf_path.string());
       }
       const nlohmann::json list = hf.value("quantization", nlohmann::json::object())

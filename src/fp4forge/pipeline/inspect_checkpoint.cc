@@ -18,6 +18,7 @@
 #include "fp4forge/codec/half.h"
 #include "fp4forge/io/checkpoint.h"
 #include "fp4forge/io/files.h"
+#include "fp4forge/io/json.h"
 #include "fp4forge/io/hf_names.h"
 
 namespace fp4forge {
@@ -420,8 +421,8 @@ InspectReport InspectCheckpoint(const Checkpoint& c) {
 
   nlohmann::json hf_quant;
   if (PathExists(fs::path(dir) / "hf_quant_config.json")) {
-    hf_quant = nlohmann::json::parse(ReadRegularFile(fs::path(dir) / "hf_quant_config.json", "[inspect]"), nullptr, false);
-    if (hf_quant.is_discarded()) Fail(ErrorCode::kInvalidData, "[inspect] '{}/hf_quant_config.json' is not JSON", dir);
+    const fs::path path = fs::path(dir) / "hf_quant_config.json";
+    hf_quant = ParseUntrustedJson(ReadRegularFile(path, "[inspect]"), "[inspect] '" + path.string() + "'");
   }
   const nlohmann::json qc = c.config().value("quantization_config", nlohmann::json::object());
   if (!CheckConfigTypes(qc, hf_quant, r)) {
