@@ -146,6 +146,17 @@ with tempfile.TemporaryDirectory() as tmp:
     for command in (["inspect", d], ["quantize", d, out]):
         clean_error(f"{command[0]}: a 100k-deep config.json", run(*command), "nests deeper than 64 levels")
     check("quantize: nothing left behind by the deep config", not os.path.exists(out) and not leftovers(tmp))
+    # Class 3: config values of the wrong type or range, named by key.
+    for key, value, expected in [("hidden_size", "256", "a positive integer"), ("num_hidden_layers", -1, "a positive integer"),
+                                 ("model_type", 5, "a string"), ("rms_norm_eps", "1e-6", "a positive number"),
+                                 ("tie_word_embeddings", "no", "true or false")]:
+        d = copy_default(tmp, f"config-{key}")
+        config = json.load(open(os.path.join(d, "config.json")))
+        config[key] = value
+        json.dump(config, open(os.path.join(d, "config.json"), "w"))
+        r = run("inspect", d)
+        check(f"inspect: {key} = {json.dumps(value)} is invalid", r.returncode == 1 and
+              f"{key} is {json.dumps(value)}, expected {expected}" in r.stdout, r.stdout[-200:])
     d = os.path.join(tmp, "deep-header")
     os.mkdir(d)
     text = ('{"__metadata__":' + '{"a":' * 100_000 + '"x"' + "}" * 100_001).encode()

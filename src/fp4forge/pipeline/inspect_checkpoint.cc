@@ -79,6 +79,33 @@ class Exclusions {
 
 // The quantization settings' JSON types, checked before anything reads them: a config written by
 // hand (or by a buggy tool) must give findings, never a crash. Returns whether all are usable.
+// The architecture keys every runtime reads from config.json, where present: of the JSON type and
+// range the runtimes assume (transformers would fail on hidden_size "256" or num_hidden_layers -1).
+void CheckModelConfigTypes(const nlohmann::json& config, InspectReport& r) {
+  auto bad = [&](const std::string& key, const char* expected) {
+    r.errors.push_back({"config.json", fmt::format("{} is {}, expected {}", key, config[key].dump(), expected), "correct it"});
+  };
+  for (const char* key : {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                          "num_key_value_heads", "vocab_size", "head_dim", "max_position_embeddings"}) {
+    if (config.contains(key) && !config[key].is_null() &&
+        !(config[key].is_number_integer() && config[key].get<int64_t>() > 0)) {
+      bad(key, "a positive integer");
+    }
+  }
+  for (const char* key : {"rms_norm_eps", "rope_theta"}) {
+    if (config.contains(key) && !(config[key].is_number() && config[key].get<double>() > 0)) bad(key, "a positive number");
+  }
+  if (config.contains("model_type") && !config["model_type"].is_string()) bad("model_type", "a string");
+  if (config.contains("tie_word_embeddings") && !config["tie_word_embeddings"].is_boolean()) {
+    bad("tie_word_embeddings", "true or false");
+  }
+  if (config.contains("architectures") &&
+      !(config["architectures"].is_array() &&
+        std::ranges::all_of(config["architectures"], [](const nlohmann::json& e) { return e.is_string(); }))) {
+    bad("architectures", "a list of strings");
+  }
+}
+
 bool CheckConfigTypes(const nlohmann::json& qc, const nlohmann::json& hf_quant, InspectReport& r) {
   const size_t before = r.errors.size();
   auto expect = [&](const std::string& file, const std::string& key, const nlohmann::json& value, bool ok,
@@ -424,6 +451,7 @@ InspectReport InspectCheckpoint(const Checkpoint& c) {
     const fs::path path = fs::path(dir) / "hf_quant_config.json";
     hf_quant = ParseUntrustedJson(ReadRegularFile(path, "[inspect]"), "[inspect] '" + path.string() + "'");
   }
+  CheckModelConfigTypes(c.config(), r);
   const nlohmann::json qc = c.config().value("quantization_config", nlohmann::json::object());
   if (!CheckConfigTypes(qc, hf_quant, r)) {
     r.dialect = "malformed quantization config";
