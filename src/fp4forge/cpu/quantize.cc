@@ -117,7 +117,11 @@ uint32_t MaxAbsBitsRowsT(const ConstMatrixView& x, int64_t row_begin, int64_t ro
       const uint16_t* row = reinterpret_cast<const uint16_t*>(x.RowBytes(r));
       int64_t i = 0;
       for (; i + lanes <= x.cols; i += lanes) m = hn::Max(m, hn::And(hn::LoadU(du, row + i), magnitude));
-      for (; i < x.cols; ++i) tail = std::max<uint16_t>(tail, row[i] & 0x7FFF);
+      for (; i < x.cols; ++i) {  // mapped tensors need not be 2-byte aligned: no uint16_t loads
+        uint16_t bits;
+        std::memcpy(&bits, row + i, 2);
+        tail = std::max<uint16_t>(tail, bits & 0x7FFF);
+      }
     }
     const uint16_t max_bits = std::max<uint16_t>(tail, hn::GetLane(hn::MaxOfLanes(du, m)));
     const float amax = std::is_same_v<T, hwy::bfloat16_t> ? DecodeBF16(max_bits) : DecodeF16(max_bits);
