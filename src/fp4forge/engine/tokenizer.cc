@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <limits>
 #include <mutex>
-#include <sstream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -112,7 +112,7 @@ struct Step {
   bool prepend_first = false;  // Metaspace prepend_scheme "first": prepend to the input's first word only
   bool use_regex = true;  // ByteLevel
   int64_t n = 0;          // Strip: characters from the start
-  std::shared_ptr<Regex> regex;
+  std::optional<Regex> regex;
 };
 
 }  // namespace
@@ -166,7 +166,7 @@ struct Tokenizer::Impl {
     } else if (type == "ByteLevel") {
       s.flag = j.value("add_prefix_space", false);
       s.use_regex = j.value("use_regex", true);
-      if (s.use_regex && std::string(section) == "pre_tokenizer") s.regex = std::make_shared<Regex>(kGpt2Pattern, TokenizerRegexContext(source), Regex::Text::kUtf8);
+      if (s.use_regex && std::string(section) == "pre_tokenizer") s.regex.emplace(kGpt2Pattern, TokenizerRegexContext(source), Regex::Text::kUtf8);
       byte_level |= std::string(section) == "pre_tokenizer";
     } else if (type == "Split") {
       const std::string behavior = str("behavior");
@@ -180,10 +180,10 @@ struct Tokenizer::Impl {
       if (!is_regex) {  // a literal string: quote it for PCRE
         p = "\\Q" + p + "\\E";
       }
-      s.regex = std::make_shared<Regex>(p, TokenizerRegexContext(source), Regex::Text::kUtf8);
+      s.regex.emplace(p, TokenizerRegexContext(source), Regex::Text::kUtf8);
     } else if (type == "Digits") {
       s.flag = j.value("individual_digits", false);
-      s.regex = std::make_shared<Regex>(s.flag ? "\\p{N}" : "\\p{N}+", TokenizerRegexContext(source), Regex::Text::kUtf8);
+      s.regex.emplace(s.flag ? "\\p{N}" : "\\p{N}+", TokenizerRegexContext(source), Regex::Text::kUtf8);
     } else if (type == "Metaspace") {
       s.a = str("replacement");
       const std::string scheme = j.value("prepend_scheme", j.value("add_prefix_space", true) ? "always" : "never");

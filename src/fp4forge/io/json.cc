@@ -1,15 +1,24 @@
 #include "fp4forge/io/json.h"
 
+#include <set>
+#include <string>
+
 #include "fp4forge/base/error.h"
 
 namespace fp4forge {
 
 namespace {
 
-// Tracks nesting and stops the parse as soon as it is too deep.
-struct DepthLimit : nlohmann::json_sax<nlohmann::json> {
+// Tracks nesting, stopping the parse as soon as it is too deep, and (when asked) repeated keys of
+// the top-level object.
+struct Scan : nlohmann::json_sax<nlohmann::json> {
+  explicit Scan(bool find_duplicate) : find_duplicate(find_duplicate) {}
+
+  const bool find_duplicate;
   int depth = 0;
   bool too_deep = false;
+  std::set<std::string> keys;
+  std::string duplicate;
 
   bool Enter() {
     too_deep = too_deep || ++depth > kMaxJsonDepth;
@@ -19,7 +28,10 @@ struct DepthLimit : nlohmann::json_sax<nlohmann::json> {
   bool start_array(std::size_t) override { return Enter(); }
   bool end_object() override { return --depth, true; }
   bool end_array() override { return --depth, true; }
-  bool key(string_t&) override { return true; }
+  bool key(string_t& k) override {
+    if (find_duplicate && depth == 1 && !keys.insert(k).second && duplicate.empty()) duplicate = k;
+    return true;
+  }
   bool null() override { return true; }
   bool boolean(bool) override { return true; }
   bool number_integer(number_integer_t) override { return true; }
@@ -32,12 +44,13 @@ struct DepthLimit : nlohmann::json_sax<nlohmann::json> {
 
 }  // namespace
 
-nlohmann::json ParseUntrustedJson(std::string_view text, std::string_view where) {
-  DepthLimit limit;
-  nlohmann::json::sax_parse(text.begin(), text.end(), &limit, nlohmann::json::input_format_t::json, false);
-  if (limit.too_deep) Fail(ErrorCode::kInvalidData, "{} nests deeper than {} levels; expected a JSON file", where, kMaxJsonDepth);
+nlohmann::json ParseUntrustedJson(std::string_view text, std::string_view where, std::string* duplicate_key) {
+  Scan scan(duplicate_key != nullptr);
+  nlohmann::json::sax_parse(text.begin(), text.end(), &scan, nlohmann::json::input_format_t::json, false);
+  if (scan.too_deep) Fail(ErrorCode::kInvalidData, "{} nests deeper than {} levels; expected a JSON file", where, kMaxJsonDepth);
   nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
   if (json.is_discarded()) Fail(ErrorCode::kInvalidData, "{} is not valid JSON", where);
+  if (duplicate_key) *duplicate_key = scan.duplicate;
   return json;
 }
 

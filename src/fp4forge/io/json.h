@@ -13,7 +13,8 @@ namespace fp4forge {
 inline constexpr int kMaxJsonDepth = 64;
 
 // The JSON value of `text`; fails (ErrorCode::kInvalidData) naming `where` if it is not JSON or
-// nests deeper than kMaxJsonDepth.
-nlohmann::json ParseUntrustedJson(std::string_view text, std::string_view where);
+// nests deeper than kMaxJsonDepth. JSON objects keep the last of repeated keys: with
+// `duplicate_key`, the first key repeated in the top-level object is stored there (or "" if none).
+nlohmann::json ParseUntrustedJson(std::string_view text, std::string_view where, std::string* duplicate_key = nullptr);
 
 }  // namespace fp4forge

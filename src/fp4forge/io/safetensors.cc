@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -22,31 +21,6 @@ namespace fp4forge {
 
 namespace {
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // safetensors MAX_HEADER_SIZE (FORMATS.md §6)
-
-// A SAX pass over a JSON text that records the first key repeated in its top-level object.
-struct DuplicateTopLevelKey : nlohmann::json_sax<nlohmann::json> {
-  int depth = 0;
-  std::set<std::string> keys;
-  std::string duplicate;
-
-  bool key(string_t& k) override {
-    if (depth == 1 && !keys.insert(k).second && duplicate.empty()) duplicate = k;
-    return true;
-  }
-  bool start_object(std::size_t) override { return ++depth, true; }
-  bool end_object() override { return --depth, true; }
-  bool start_array(std::size_t) override { return ++depth, true; }
-  bool end_array() override { return --depth, true; }
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
-};
-
 }  // namespace
 
 int SafetensorsDTypeBits(const std::string& dtype) {
@@ -120,14 +94,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       bad(fmt::format("header length {} exceeds the file ({} bytes) or the 100 MB limit", header_bytes, size_));
     }
     const char* header = reinterpret_cast<const char*>(bytes + 8);
-    // JSON objects keep the last of duplicate keys, so a first SAX pass looks for repeated top-level
-    // keys. (nlohmann's parser with a callback had done it in time quadratic in the number of tensors.)
-    DuplicateTopLevelKey sax;
-    nlohmann::json::sax_parse(header, header + header_bytes, &sax, nlohmann::json::input_format_t::json, false);
-    const std::string duplicate = sax.duplicate;
-    const nlohmann::json json =
-        ParseUntrustedJson(std::string_view(header, header_bytes), fmt::format("[safetensors] '{}': the header", path));
-    if (json.is_discarded() || !json.is_object()) bad("header is not a JSON object");
+    std::string duplicate;
+    const nlohmann::json json = ParseUntrustedJson(std::string_view(header, header_bytes),
+                                                   fmt::format("[safetensors] '{}': the header", path), &duplicate);
+    if (!json.is_object()) bad("header is not a JSON object");
     if (!duplicate.empty()) bad(fmt::format("tensor '{}' appears twice", duplicate));
 
     const uint8_t* data = bytes + 8 + header_bytes;
