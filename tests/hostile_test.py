@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Hostile input over the CLI (issue 17's classes fixed so far): paths that are not regular files,
-huge tensor names against the regex filters, unlisted shards, a checkpoint of 100k tensors, temporary directories of killed runs, size mismatches. Each case
+huge tensor names against the regex filters, unlisted shards, huge weights against the scale-direction check, a checkpoint of 100k tensors, temporary directories of killed runs, size mismatches. Each case
 asserts the exit status, the message and that nothing is left behind. Needs no oracle packages: the
 safetensors files here are written byte by byte.
 
@@ -42,6 +42,27 @@ def copy_default(tmp, label):
     d = os.path.join(tmp, label)
     shutil.copytree(DEFAULT, d)
     return d
+
+
+def edit_tensors(path, edit):
+    """Rewrites a single-file checkpoint's tensors in place: edit(name, dtype, bytearray) changes the bytes."""
+    raw = bytearray(open(path, "rb").read())
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    for name, t in header.items():
+        if name != "__metadata__":
+            begin, end = (8 + n + o for o in t["data_offsets"])
+            raw[begin:end] = edit(name, t["dtype"], bytearray(raw[begin:end]))
+    open(path, "wb").write(raw)
+
+
+def scaled_bf16(data, exponent):
+    """BF16 values times 2**exponent, exactly: the exponent field of every nonzero value moves."""
+    for i in range(0, len(data), 2):
+        bits = int.from_bytes(data[i:i + 2], "little")
+        if bits & 0x7FFF:
+            data[i:i + 2] = (bits + (exponent << 7)).to_bytes(2, "little")
+    return data
 
 
 def leftovers(parent):
@@ -138,6 +159,28 @@ with tempfile.TemporaryDirectory() as tmp:
     check("inspect: packed NVFP4 under quant_algo FP8 is invalid",
           r.returncode == 1 and "stored as packed 4-bit codes, but the config declares modelopt FP8" in r.stdout,
           r.stdout[-300:])
+
+    # Class 4a: the direction of the global scale is judged against the rest of the checkpoint, not by
+    # magnitude alone. Weights of 1e4 and more are valid NVFP4 (a warning), a reciprocal is an error.
+    for label, linears in (("one-huge", "model.layers.1.mlp.down_proj."), ("all-huge", "model.layers.")):
+        d = copy_default(tmp, label)
+        edit_tensors(os.path.join(d, "model.safetensors"), lambda name, dtype, data: scaled_bf16(data, 17)
+                     if name.startswith(linears) and name.endswith("proj.weight") else data)
+        out = os.path.join(tmp, label + "-nvfp4")
+        run("quantize", d, out, "--quiet")
+        r = run("inspect", out, "--json")
+        report = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+        check(f"inspect: weights ×2^17 ({label}) are valid NVFP4, with a warning", r.returncode == 0 and report.get("valid")
+              and "if the weights are not that large" in " ".join(report.get("warnings", [])), r.stdout[-300:])
+    d = os.path.join(tmp, "all-reciprocal")
+    run("quantize", DEFAULT, d, "--quiet")
+    edit_tensors(os.path.join(d, "model.safetensors"), lambda name, dtype, data: bytearray(struct.pack(
+        "<f", 1 / struct.unpack("<f", data)[0])) if name.endswith("weight_scale_2") else data)
+    r = run("inspect", d, "--json")
+    report = json.loads(r.stdout) if r.stdout.startswith("{") else {}
+    flagged = [e for e in report.get("errors", []) if "looks like 2688/amax" in e and "unquantized weights" in e]
+    check("inspect: every global scale stored reciprocal is an error (judged against the unquantized weights)",
+          r.returncode == 1 and len(flagged) == report.get("quantized_modules"), r.stdout[-300:])
 
     # Class 3: nesting depth is bounded (a 100k-deep config.json had crashed quantize).
     d = copy_default(tmp, "deep-config")

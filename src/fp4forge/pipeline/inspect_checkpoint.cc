@@ -16,6 +16,7 @@
 #include "fp4forge/base/regex.h"
 #include "fp4forge/codec/e4m3.h"
 #include "fp4forge/codec/half.h"
+#include "fp4forge/cpu/quantize.h"
 #include "fp4forge/io/checkpoint.h"
 #include "fp4forge/io/files.h"
 #include "fp4forge/io/json.h"
@@ -27,9 +28,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A dequantized weight larger than this is taken as a scale stored in the wrong direction: LLM
-// weights stay far below it, while 2688/amax in place of amax/2688 makes weights of 1e5 and more.
-constexpr double kImplausibleWeight = 1e4;
+// Dequantized weights beyond this make a module's global scale suspect: LLM weights stay far below
+// it, while 2688/amax in place of amax/2688 makes weights of 2688²/amax, 1e5 and more.
+constexpr double kSuspectWeight = 1e4;
 
 std::string Shape(const std::vector<int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
 
@@ -194,11 +195,68 @@ bool CheckCompressedTensorsConfig(const nlohmann::json& qc, bool nvfp4, InspectR
   return w4a4;
 }
 
+// One module's NVFP4 global scale, read both ways: the largest dequantized weight as the dialect
+// declares it (6 · largest block scale · S) and as it would be with the scalar stored reciprocal.
+struct GlobalScale {
+  std::string name;
+  float stored;
+  double max_declared;
+  double max_reciprocal;
+};
+
+// Whether a global scale is stored in the wrong direction (amax/2688 for 2688/amax or back). One
+// module's bytes cannot tell: weights of amax A read as A or as 2688²/A are both valid NVFP4. What
+// tells is the rest of the checkpoint, which a producer writes with one convention: a module whose
+// weights would reach more than kSuspectWeight is an error only when the reciprocal reading puts
+// them inside the range [min, max] of the largest weights of the other, unsuspect modules (or, when
+// every module is suspect, of the unquantized weights: embeddings, norms, kept layers); and then
+// every suspect module is, the producer having written them all one way. Otherwise, and when
+// nothing else exists to compare with, a warning: the weights may be that large.
+void CheckScaleDirections(const Checkpoint& c, const Fp4Layout& layout, const std::vector<GlobalScale>& globals,
+                          InspectReport& r) {
+  std::vector<double> reference;
+  for (const GlobalScale& g : globals) {
+    if (g.max_declared <= kSuspectWeight) reference.push_back(g.max_declared);
+  }
+  if (reference.size() == globals.size()) return;
+  const char* kind = "other quantized modules";
+  if (reference.empty()) {
+    kind = "unquantized weights";
+    for (const CheckpointTensor& ct : c.tensors()) {
+      const SafetensorsTensor& t = *ct.tensor;
+      if (!t.name.ends_with(".weight") || !t.FloatDType() || t.shape.empty()) continue;
+      reference.push_back(cpu::TensorAmax(t.AsMatrix(), 0).amax);
+      c.Release(t.name);
+    }
+  }
+  const auto [lo, hi] = std::ranges::minmax(reference.empty() ? std::vector<double>{0.0} : reference);
+  const char* direction = layout.global_is_reciprocal ? "amax/2688, the ModelOpt direction" : "2688/amax, the compressed-tensors direction";
+  const bool reciprocal = std::ranges::any_of(globals, [&](const GlobalScale& g) {
+    return g.max_declared > kSuspectWeight && !reference.empty() && g.max_reciprocal >= lo && g.max_reciprocal <= hi;
+  });
+  for (const GlobalScale& g : globals) {
+    if (g.max_declared <= kSuspectWeight) continue;
+    if (reciprocal) {
+      r.errors.push_back({g.name, fmt::format("dequantized weights reach {:.3g} where the {} reach {:.3g} at most: {} = {:.6g} looks like {}",
+                                              g.max_declared, kind, hi, layout.global, g.stored, direction),
+                          fmt::format("store its reciprocal {:.6g}", 1.0 / g.stored)});
+    } else {
+      r.warnings.push_back({g.name, fmt::format("dequantized weights reach {:.3g}{}; if the weights are not that large, {} = "
+                                                "{:.6g} is stored as {}", g.max_declared,
+                                                reference.empty() ? "" : fmt::format(" (the {} {:.3g} at most)", kind, hi),
+                                                layout.global, g.stored, direction),
+                            fmt::format("nothing if the original weights reach {:.3g}; else store the reciprocal {:.6g}",
+                                        g.max_declared, 1.0 / g.stored)});
+    }
+  }
+}
+
 void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, const Exclusions& excluded, InspectReport& r) {
   const std::string packed_suffix = "." + layout.packed;
   const bool nvfp4 = !layout.global.empty();
   std::map<std::string, std::vector<std::pair<std::string, double>>> group_scales;  // fused group -> (module, S)
   std::map<std::string, std::set<std::string>> group_members, group_quantized;
+  std::vector<GlobalScale> globals;
   for (const CheckpointTensor& ct : c.tensors()) {
     const SafetensorsTensor& t = *ct.tensor;
     // A block Linear kept in high precision must be declared excluded (§5.7 item 7), or the runtimes
@@ -281,13 +339,7 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, const Exclusi
       continue;
     }
     const double s = layout.global_is_reciprocal ? 1.0 / *stored : double{*stored};  // S: dequantized = e2m1 · scale · S
-    const double implied_max = DecodeE4M3(max_code) * 6.0 * s;
-    if (implied_max > kImplausibleWeight) {
-      const char* direction = layout.global_is_reciprocal ? "amax/2688, the ModelOpt direction" : "2688/amax, the compressed-tensors direction";
-      r.errors.push_back({global, fmt::format("dequantized weights reach {:.3g}: {} = {:.6g} looks like {}", implied_max,
-                                              layout.global, *stored, direction),
-                          fmt::format("store its reciprocal {:.6g}", 1.0 / *stored)});
-    }
+    globals.push_back({global, *stored, DecodeE4M3(max_code) * 6.0 * s, DecodeE4M3(max_code) * 6.0 / s});
     const std::string input = m + sep + layout.input;
     if (layout.w4a4 && !c.Find(input)) {
       r.errors.push_back({m, fmt::format("{} is missing but the config declares quantized activations (W4A4)", layout.input),
@@ -299,6 +351,7 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, const Exclusi
     }
     if (group) group_scales[*group].push_back({m, s});
   }
+  CheckScaleDirections(c, layout, globals, r);
   for (const auto& [key, scales] : group_scales) {
     for (const auto& [module, s] : scales) {
       if (s != scales.front().second) {
