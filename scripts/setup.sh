@@ -11,6 +11,8 @@ with_tests=0
 
 packages=(cmake g++ make pkg-config python3 python3-venv libhwy-dev libcli11-dev nlohmann-json3-dev libfmt-dev
           libgtest-dev libbenchmark-dev libpcre2-dev libsentencepiece-dev libicu-dev)
+# The sanitizer and fuzz build (scripts/sanitize.sh) compiles with clang and its libFuzzer.
+((with_tests)) && packages+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

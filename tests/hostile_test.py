@@ -182,6 +182,23 @@ with tempfile.TemporaryDirectory() as tmp:
     check("inspect: every global scale stored reciprocal is an error (judged against the unquantized weights)",
           r.returncode == 1 and len(flagged) == report.get("quantized_modules"), r.stdout[-300:])
 
+    # Found by the fuzzers (tests/fuzz/corpus/*/crash-*), kept here over the CLI too.
+    d = os.path.join(tmp, "no-hf-quant")
+    run("quantize", DEFAULT, d, "--quiet")
+    os.remove(os.path.join(d, "hf_quant_config.json"))
+    r = run("inspect", d)
+    check("inspect: a ModelOpt config.json without hf_quant_config.json is invalid (it had aborted)",
+          r.returncode == 1 and "hf_quant_config.json: missing" in r.stdout, r.stdout[-300:] + r.stderr[-300:])
+    d = os.path.join(tmp, "tokenizer-no-pattern")
+    os.mkdir(d)
+    json.dump({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "normalizer": {"type": "Replace", "content": "x"}},
+              open(os.path.join(d, "tokenizer.json"), "w"))
+    clean_error("tokenize: a Replace normalizer without a pattern (it had read freed memory)",
+                run("tokenize", d, "--prompt", "a"), "normalizer Replace without a pattern")
+    json.dump({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [], "byte_fallback": "yes"}},
+              open(os.path.join(d, "tokenizer.json"), "w"))
+    clean_error("tokenize: a setting of the wrong type is named", run("tokenize", d, "--prompt", "a"), 'byte_fallback "yes"')
+
     # Class 3: nesting depth is bounded (a 100k-deep config.json had crashed quantize).
     d = copy_default(tmp, "deep-config")
     open(os.path.join(d, "config.json"), "w").write('{"a":' * 100_000 + "1" + "}" * 100_000)

@@ -135,6 +135,22 @@ struct Tokenizer::Impl {
     Fail(ErrorCode::kInvalidData, "[{}] got {}, expected {}", source, what, expected);
   }
 
+  // An optional setting of a tokenizer.json object (T: bool, int64_t or std::string): its value, or
+  // `fallback` when absent or null; a value of another JSON type is an error naming the key.
+  template <typename T>
+  T Setting(const nlohmann::json& j, const char* key, T fallback) const {
+    if (!j.contains(key) || j[key].is_null()) return fallback;
+    const nlohmann::json& v = j[key];
+    if constexpr (std::is_same_v<T, bool>) {
+      if (!v.is_boolean()) Bad(fmt::format("{} {}", key, v.dump()), "true or false");
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (!v.is_string()) Bad(fmt::format("{} {}", key, v.dump()), "a string");
+    } else {
+      if (!v.is_number_integer()) Bad(fmt::format("{} {}", key, v.dump()), "an integer");
+    }
+    return v.get<T>();
+  }
+
   void ParseSteps(const nlohmann::json& j, const char* section, std::vector<Step>& out) {
     if (j.is_null()) return;
     if (!j.is_object() || !j.contains("type") || !j["type"].is_string()) Bad(std::string(section) + " " + j.dump(), "an object with a type");
@@ -143,11 +159,11 @@ struct Tokenizer::Impl {
       if (!j.contains(key) || !j[key].is_string()) Bad(fmt::format("{} {} without a string {}", section, type, key), "one");
       return j[key].get<std::string>();
     };
-    const auto pattern = [&]() -> std::string {
+    const auto pattern = [&]() -> std::pair<std::string, bool> {  // (text, is a regex)
       if (!j.contains("pattern") || !j["pattern"].is_object()) Bad(fmt::format("{} {} without a pattern", section, type), "one");
       const nlohmann::json& p = j["pattern"];
-      if (p.contains("String") && p["String"].is_string()) return p["String"];
-      if (p.contains("Regex") && p["Regex"].is_string()) return p["Regex"];
+      if (p.contains("String") && p["String"].is_string()) return {p["String"], false};
+      if (p.contains("Regex") && p["Regex"].is_string()) return {p["Regex"], true};
       Bad(fmt::format("{} {} pattern {}", section, type, p.dump()), "{\"String\": ...} or {\"Regex\": ...}");
     };
     Step s;
@@ -160,42 +176,43 @@ struct Tokenizer::Impl {
     } else if (type == "Prepend") {
       s.a = str("prepend");
     } else if (type == "Replace") {
-      if (!j["pattern"].contains("String")) Fail(ErrorCode::kUnsupported, "[{}] got a {} Replace by regex, expected a String pattern", source, section);
-      s.a = pattern();
+      bool is_regex;
+      std::tie(s.a, is_regex) = pattern();
+      if (is_regex) Fail(ErrorCode::kUnsupported, "[{}] got a {} Replace by regex, expected a String pattern", source, section);
       s.b = str("content");
     } else if (type == "ByteLevel") {
-      s.flag = j.value("add_prefix_space", false);
-      s.use_regex = j.value("use_regex", true);
+      s.flag = Setting(j, "add_prefix_space", false);
+      s.use_regex = Setting(j, "use_regex", true);
       if (s.use_regex && std::string(section) == "pre_tokenizer") s.regex.emplace(kGpt2Pattern, TokenizerRegexContext(source), Regex::Text::kUtf8);
       byte_level |= std::string(section) == "pre_tokenizer";
     } else if (type == "Split") {
       const std::string behavior = str("behavior");
-      if ((behavior != "Isolated" && behavior != "Removed") || j.value("invert", false)) {
+      if ((behavior != "Isolated" && behavior != "Removed") || Setting(j, "invert", false)) {
         Fail(ErrorCode::kUnsupported, "[{}] got Split behavior {} (invert {}), expected Isolated or Removed", source,
-             behavior, j.value("invert", false));
+             behavior, Setting(j, "invert", false));
       }
       s.flag = behavior == "Removed";
-      const bool is_regex = j["pattern"].contains("Regex");
-      std::string p = pattern();
+      auto [p, is_regex] = pattern();
       if (!is_regex) {  // a literal string: quote it for PCRE
         p = "\\Q" + p + "\\E";
       }
       s.regex.emplace(p, TokenizerRegexContext(source), Regex::Text::kUtf8);
     } else if (type == "Digits") {
-      s.flag = j.value("individual_digits", false);
+      s.flag = Setting(j, "individual_digits", false);
       s.regex.emplace(s.flag ? "\\p{N}" : "\\p{N}+", TokenizerRegexContext(source), Regex::Text::kUtf8);
     } else if (type == "Metaspace") {
       s.a = str("replacement");
-      const std::string scheme = j.value("prepend_scheme", j.value("add_prefix_space", true) ? "always" : "never");
+      const std::string scheme = Setting<std::string>(j, "prepend_scheme", Setting(j, "add_prefix_space", true) ? "always" : "never");
       s.flag = scheme == "always";
       s.prepend_first = scheme == "first";
-      s.use_regex = j.value("split", true);
+      s.use_regex = Setting(j, "split", true);
     } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
     } else if (type == "ByteFallback" || type == "Fuse") {
     } else if (type == "Strip") {
       s.a = str("content");
-      s.n = j.value("start", 0);
-      if (j.value("stop", 0) != 0) Fail(ErrorCode::kUnsupported, "[{}] got a Strip decoder with stop, expected 0", source);
+      s.n = Setting<int64_t>(j, "start", 0);
+      if (s.n < 0) Bad(fmt::format("Strip start {}", s.n), "a count of characters");
+      if (Setting<int64_t>(j, "stop", 0) != 0) Fail(ErrorCode::kUnsupported, "[{}] got a Strip decoder with stop, expected 0", source);
     } else {
       Fail(ErrorCode::kUnsupported, "[{}] got {} type {}, expected one of the BPE pipeline's (Sequence, Prepend, "
            "Replace, ByteLevel, Split, Digits, Metaspace, ByteFallback, Fuse, Strip)", source, section, type);
@@ -345,7 +362,7 @@ Tokenizer Tokenizer::FromFile(const std::string& path) {
   impl->source = path;
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object()) impl->Bad("no \"model\" object", "a tokenizer.json");
   const nlohmann::json& m = j["model"];
-  const std::string type = m.value("type", "");
+  const std::string type = impl->Setting<std::string>(m, "type", "");
   if (type != "BPE") {
     Fail(ErrorCode::kUnsupported, "[{}] got model type \"{}\", expected BPE (WordPiece, Unigram: use a SentencePiece "
          "tokenizer.model)", path, type);
@@ -375,8 +392,8 @@ Tokenizer Tokenizer::FromFile(const std::string& path) {
     }
     impl->merge_rank.emplace(left + '\xff' + right, rank++);
   }
-  impl->byte_fallback = m.value("byte_fallback", false);
-  impl->ignore_merges = m.value("ignore_merges", false);
+  impl->byte_fallback = impl->Setting(m, "byte_fallback", false);
+  impl->ignore_merges = impl->Setting(m, "ignore_merges", false);
   if (m.contains("unk_token") && m["unk_token"].is_string()) {
     const auto it = impl->vocab.find(m["unk_token"].get<std::string>());
     if (it != impl->vocab.end()) impl->unk = it->second;

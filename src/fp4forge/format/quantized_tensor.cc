@@ -16,6 +16,8 @@ template <typename... Fns>
 struct Overloaded : Fns... {
   using Fns::operator()...;
 };
+template <typename... Fns>
+Overloaded(Fns...) -> Overloaded<Fns...>;  // C++20 deduces it; clang 14 (the fuzz build) needs it spelled
 
 float RowAmax(const float* x, int64_t cols) {
   float amax = 0.0f;

@@ -111,7 +111,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
         }
         continue;
       }
-      auto bad_tensor = [&](std::string what) { bad(fmt::format("tensor '{}': {}", name, what)); };
+      auto bad_tensor = [&, &name = name](std::string what) { bad(fmt::format("tensor '{}': {}", name, what)); };
       if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets")) {
         bad_tensor("expected an object with dtype, shape and data_offsets");
       }

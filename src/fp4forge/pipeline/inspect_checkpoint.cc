@@ -229,7 +229,8 @@ void CheckScaleDirections(const Checkpoint& c, const Fp4Layout& layout, const st
       c.Release(t.name);
     }
   }
-  const auto [lo, hi] = std::ranges::minmax(reference.empty() ? std::vector<double>{0.0} : reference);
+  const double lo = reference.empty() ? 0.0 : std::ranges::min(reference);
+  const double hi = reference.empty() ? 0.0 : std::ranges::max(reference);
   const char* direction = layout.global_is_reciprocal ? "amax/2688, the ModelOpt direction" : "2688/amax, the compressed-tensors direction";
   const bool reciprocal = std::ranges::any_of(globals, [&](const GlobalScale& g) {
     return g.max_declared > kSuspectWeight && !reference.empty() && g.max_reciprocal >= lo && g.max_reciprocal <= hi;
@@ -512,7 +513,8 @@ InspectReport InspectCheckpoint(const Checkpoint& c) {
   }
   const std::string method = qc.value("quant_method", hf_quant.contains("quantization") ? "modelopt" : "");
   if (method.starts_with("modelopt")) {
-    const nlohmann::json quant = hf_quant.value("quantization", nlohmann::json::object());
+    const nlohmann::json quant = hf_quant.is_object() ? hf_quant.value("quantization", nlohmann::json::object())
+                                                      : nlohmann::json::object();  // absent: reported below
     const std::string algo = quant.value("quant_algo", qc.value("quant_algo", "?"));
     r.dialect = "modelopt " + algo;
     if (hf_quant.is_null()) {
