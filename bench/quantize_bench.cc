@@ -105,6 +105,7 @@ FP4FORGE_BENCH(nvfp4_amax, Nvfp4Spec{Nvfp4ScaleRule::kAmax});
 FP4FORGE_BENCH(nvfp4_compressed_tensors, (Nvfp4Spec{Nvfp4ScaleRule::kAmax, Nvfp4Producer::kCompressedTensors}));
 FP4FORGE_BENCH(nvfp4_mse, Nvfp4Spec{Nvfp4ScaleRule::kMse});
 FP4FORGE_BENCH(nvfp4_4over6, Nvfp4Spec{Nvfp4ScaleRule::kFourOverSix});
+FP4FORGE_BENCH(nvfp4_search, Nvfp4Spec{Nvfp4ScaleRule::kSearch});
 FP4FORGE_BENCH(mxfp4_ocp, Mxfp4Spec{Mxfp4ScaleRule::kOcp});
 FP4FORGE_BENCH(mxfp4_compressed_tensors, Mxfp4Spec{Mxfp4ScaleRule::kCompressedTensors});
 FP4FORGE_BENCH(int4_asym_g128, (Int4Spec{{.group_size = 128, .asymmetric = true, .scale_dtype = DType::kF16}}));

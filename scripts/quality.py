@@ -24,6 +24,7 @@ VARIANTS = [
     ("NVFP4 W4A16, amax (ModelOpt's RTN)", ["--scale", "amax"]),
     ("NVFP4 W4A16, mse", ["--scale", "mse"]),
     ("NVFP4 W4A16, 4over6", ["--scale", "4over6"]),
+    ("NVFP4 W4A16, search (S chosen per fused group)", ["--scale", "search"]),
     ("NVFP4 W4A16, amax, compressed-tensors", ["--format", "compressed-tensors"]),
     ("MXFP4 W4A16 (OCP scales)", ["--format", "compressed-tensors", "--scheme", "mxfp4"]),
     ("FP8 E4M3 per tensor", None),

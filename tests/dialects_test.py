@@ -224,6 +224,28 @@ with tempfile.TemporaryDirectory() as tmp:
           set(x) == set(y) and all(torch.equal(x[k].view(torch.uint8), y[k].view(torch.uint8)) if not k.endswith("global_scale")
                                    else ulps(x[k], y[k]) <= 1 for k in x))
 
+    # The search rule (issue 18): S chosen per fused group; both dialects valid, the group's S
+    # shared and moved off amax/2688, and the compressed-tensors output round-trips through ModelOpt.
+    for dialect in ("modelopt", "compressed-tensors"):
+        searched = os.path.join(tmp, "search-" + dialect)
+        run("quantize", DEFAULT, searched, "--scale", "search", "--format", dialect, "--quiet")
+        rc, report = inspect(searched)
+        t = load_dir(searched)
+        key = ".weight_scale_2" if dialect == "modelopt" else ".weight_global_scale"
+        scales = [t[f"model.layers.0.self_attn.{p}_proj{key}"].item() for p in "qkv"]
+        amax = max(load_dir(DEFAULT)[f"model.layers.0.self_attn.{p}_proj.weight"].float().abs().max().item() for p in "qkv")
+        s = scales[0] if dialect == "modelopt" else 1 / scales[0]
+        check(f"--scale search, {dialect}: valid, q/k/v share S, S is a searched multiple of amax/2688 (here {s * 2688 / amax:.4f})",
+              rc == 0 and len(set(scales)) == 1 and abs(s * 2688 / amax - 1) > 0.01 and 0.87 < s * 2688 / amax < 3.01,
+              str(report.get("errors"))[:200])
+    back = os.path.join(tmp, "search-ct-back")
+    run("convert", os.path.join(tmp, "search-compressed-tensors"), back + "-mo", "--to", "modelopt")
+    run("convert", back + "-mo", back, "--to", "compressed-tensors")
+    x, y = load_dir(os.path.join(tmp, "search-compressed-tensors")), load_dir(back)
+    check("--scale search, compressed-tensors -> modelopt -> compressed-tensors: every tensor, global scales within 1 ulp",
+          set(x) == set(y) and all(torch.equal(x[k].view(torch.uint8), y[k].view(torch.uint8)) if not k.endswith("global_scale")
+                                   else ulps(x[k], y[k]) <= 1 for k in x))
+
     bad = edited(tmp, modelopt, "mo-reciprocal", lambda t: t.update({q + ".weight_scale_2": 1.0 / t[q + ".weight_scale_2"]}))
     r = run("convert", bad, os.path.join(tmp, "bad-out"), "--to", "compressed-tensors")
     check("convert refuses an invalid input with its findings and writes nothing",

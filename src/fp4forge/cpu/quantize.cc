@@ -431,9 +431,10 @@ HWY_INLINE VF SquaredErrors(DF df, const float* HWY_RESTRICT columns, VI code, f
   return hn::Mul(sse, hn::Mul(d, d));
 }
 
-// Nvfp4SelectScaleCode for N consecutive blocks at once (lane = block), given their amax codes.
+// Nvfp4SelectScaleCode for N consecutive blocks at once (lane = block), given their amax codes; the
+// chosen codes' squared errors into best_sse.
 VI SearchScaleCodes(DF df, const float* HWY_RESTRICT blocks, VF block_amax, VI amax_code, Nvfp4ScaleRule rule,
-                    float tensor_scale) {
+                    float tensor_scale, VF& best_sse) {
   const DI di;
   const size_t lanes = hn::Lanes(df);
   HWY_ALIGN float columns[kNvfp4BlockSize * kNvfp4BlockSize];
@@ -442,7 +443,7 @@ VI SearchScaleCodes(DF df, const float* HWY_RESTRICT blocks, VF block_amax, VI a
     hn::Store(hn::Abs(hn::GatherIndex(df, blocks + k, block_starts)), df, columns + k * lanes);
   }
   VI best = amax_code;
-  VF best_sse = SquaredErrors(df, columns, best, tensor_scale);
+  best_sse = SquaredErrors(df, columns, best, tensor_scale);
   auto consider = [&](VI code) {
     const VF sse = SquaredErrors(df, columns, code, tensor_scale);
     const auto better = hn::Lt(sse, best_sse);  // strictly: ties keep the earlier candidate
@@ -453,6 +454,7 @@ VI SearchScaleCodes(DF df, const float* HWY_RESTRICT blocks, VF block_amax, VI a
     case Nvfp4ScaleRule::kAmax:
       break;
     case Nvfp4ScaleRule::kMse:
+    case Nvfp4ScaleRule::kSearch:
       for (int offset = -kNvfp4MseCodesBelow; offset <= kNvfp4MseCodesAbove; ++offset) {  // reference order
         if (offset == 0) continue;
         consider(hn::Min(hn::Max(hn::Add(amax_code, hn::Set(di, offset)), hn::Set(di, 1)), hn::Set(di, kE4M3MaxCode)));
@@ -483,10 +485,38 @@ void SearchNvfp4ScaleCodes(const T* HWY_RESTRICT x, const T* HWY_RESTRICT block_
   int64_t b = 0;
   for (; b + lanes <= num_blocks; b += lanes) {  // lane = block
     const VI amax_code = hn::PromoteTo(di, hn::LoadU(du8, scales + b));
-    const VI code = SearchScaleCodes(df, xf + b * kNvfp4BlockSize, hn::LoadU(df, amax + b), amax_code, rule, tensor_scale);
+    VF sse;
+    const VI code = SearchScaleCodes(df, xf + b * kNvfp4BlockSize, hn::LoadU(df, amax + b), amax_code, rule, tensor_scale, sse);
     hn::StoreU(hn::DemoteTo(du8, code), du8, scales + b);
   }
   for (; b < num_blocks; ++b) scales[b] = Nvfp4SelectScaleCode(xf + b * kNvfp4BlockSize, rule, tensor_scale);
+}
+
+// Nvfp4RowSearchError of row `row` at each of the search rule's scales: errors[i] for scales[i].
+template <typename T>
+void RowSearchErrorsT(const ConstMatrixView& x, int64_t row, const std::vector<float>& scales, double* HWY_RESTRICT errors) {
+  const DF df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const int64_t num_blocks = x.cols / kNvfp4BlockSize;
+  std::vector<float> values(static_cast<size_t>(x.cols)), block_amax(static_cast<size_t>(num_blocks));
+  LoadRowAsFloat(x, row, values.data());
+  BlockMaxAbsOneByOne<float, kNvfp4BlockSize>(values.data(), num_blocks, block_amax.data());
+  HWY_ALIGN float sse[kNvfp4BlockSize];
+  for (size_t i = 0; i < scales.size(); ++i) {
+    const float s = scales[i];
+    double sum = 0.0;  // in block order, as the reference
+    int64_t b = 0;
+    for (; b + lanes <= num_blocks; b += lanes) {
+      const VF amax = hn::LoadU(df, block_amax.data() + b);
+      VF best;
+      SearchScaleCodes(df, values.data() + b * kNvfp4BlockSize, amax, AmaxScaleCodes(df, amax, 6.0f * s),
+                       Nvfp4ScaleRule::kMse, s, best);
+      hn::Store(best, df, sse);
+      for (int64_t k = 0; k < lanes; ++k) sum += sse[k];
+    }
+    for (; b < num_blocks; ++b) sum += Nvfp4RowSearchError(values.data() + b * kNvfp4BlockSize, kNvfp4BlockSize, s);
+    errors[i] = sum;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -620,6 +650,10 @@ void QuantizeRows(const ConstMatrixView& x, int64_t row_begin, int64_t row_end,
   });
 }
 
+void RowSearchErrors(const ConstMatrixView& x, int64_t row, const std::vector<float>& scales, double* errors) {
+  WithInputType(x.dtype, [&]<typename T>() { RowSearchErrorsT<T>(x, row, scales, errors); });
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace fp4forge::cpu
 HWY_AFTER_NAMESPACE();
@@ -629,6 +663,7 @@ namespace fp4forge::cpu {
 
 HWY_EXPORT(MaxAbsBitsRows);
 HWY_EXPORT(QuantizeRows);
+HWY_EXPORT(RowSearchErrors);
 
 AmaxResult TensorAmax(const ConstMatrixView& x, int threads) {
   std::mutex mutex;
@@ -641,15 +676,45 @@ AmaxResult TensorAmax(const ConstMatrixView& x, int threads) {
   return {.amax = std::bit_cast<float>(max_bits), .all_finite = max_bits < 0x7F800000u};
 }
 
-QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, float scale_amax, int threads) {
+QuantizedTensor Quantize(const QuantSpec& spec, const ConstMatrixView& x, float scale_amax, int threads,
+                         std::optional<float> tensor_scale) {
   QuantizedTensor q;
-  Quantize(spec, x, scale_amax, threads, q);
+  Quantize(spec, x, scale_amax, threads, q, tensor_scale);
   return q;
 }
 
-void Quantize(const QuantSpec& spec, const ConstMatrixView& x, float scale_amax, int threads, QuantizedTensor& out) {
+int64_t Nvfp4SearchRowStride(std::span<const ConstMatrixView> members) {
+  int64_t group_blocks = 0;
+  for (const ConstMatrixView& m : members) group_blocks += m.rows * (m.cols / kNvfp4BlockSize);
+  return fp4forge::Nvfp4SearchRowStride(group_blocks);
+}
+
+float SearchNvfp4TensorScale(std::span<const ConstMatrixView> members, float group_amax, int64_t stride, int threads) {
+  const std::vector<float> scales = Nvfp4SearchScales(group_amax);
+  std::vector<double> errors(scales.size(), 0.0), row_errors;
+  for (const ConstMatrixView& m : members) {
+    const int64_t sampled = (m.rows + stride - 1) / stride;
+    row_errors.assign(static_cast<size_t>(sampled) * scales.size(), 0.0);
+    ParallelFor(sampled, ResolveThreads(threads), [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        HWY_DYNAMIC_DISPATCH(RowSearchErrors)(m, j * stride, scales, &row_errors[static_cast<size_t>(j) * scales.size()]);
+      }
+    });
+    for (int64_t j = 0; j < sampled; ++j) {  // member by member, row by row, as the reference
+      for (size_t i = 0; i < scales.size(); ++i) errors[i] += row_errors[static_cast<size_t>(j) * scales.size() + i];
+    }
+  }
+  return scales[Nvfp4PickSearchScale(errors)];
+}
+
+void Quantize(const QuantSpec& spec, const ConstMatrixView& x, float scale_amax, int threads, QuantizedTensor& out,
+              std::optional<float> tensor_scale) {
   ResizeQuantized(out, spec, x.rows, x.cols);
   SetTensorScale(out, scale_amax, x.dtype);
+  if (const auto* nvfp4 = std::get_if<Nvfp4Spec>(&spec); nvfp4 && nvfp4->rule == Nvfp4ScaleRule::kSearch) {
+    const ConstMatrixView self[] = {x};
+    out.tensor_scales[0] = tensor_scale ? *tensor_scale : SearchNvfp4TensorScale(self, scale_amax, Nvfp4SearchRowStride(self), threads);
+  }
   // Built here, once per tensor in baseline code: built per thread inside the AVX-512 target (32K
   // calls into format/) it cost ~60 ms per tensor on the device's Xeon (BENCHMARKS.md, session 5).
   const std::vector<uint8_t> scale_codes = BlockScaleCodeTable(out, x.dtype);

@@ -74,7 +74,7 @@ Input MakeInput(DType dtype, int64_t rows, int64_t cols, uint32_t seed) {
 std::vector<QuantSpec> AllSpecs() {
   std::vector<QuantSpec> specs;
   for (Nvfp4ScaleRule rule : {Nvfp4ScaleRule::kAmax, Nvfp4ScaleRule::kMse, Nvfp4ScaleRule::kMseExhaustive,
-                              Nvfp4ScaleRule::kFourOverSix}) {
+                              Nvfp4ScaleRule::kFourOverSix, Nvfp4ScaleRule::kSearch}) {
     specs.push_back(Nvfp4Spec{rule});
   }
   specs.push_back(Nvfp4Spec{Nvfp4ScaleRule::kAmax, Nvfp4Producer::kCompressedTensors});
@@ -152,6 +152,29 @@ TEST_F(EveryTarget, ScaleCodeTableEqualsReferenceBitForBit) {
     specs.push_back(Mxfp4Spec{rule});
   }
   ExpectEqualsReference({DType::kBF16, DType::kF16}, {{65, 16384}}, specs);
+}
+
+TEST_F(EveryTarget, SearchedTensorScaleEqualsReferenceBitForBit) {
+  // A fused group of three members, of every dtype: 1200 x 240 + 96 x 240 + 7 x 240 elements are
+  // 19530 blocks, so the search samples every second row (Nvfp4SearchRowStride); the smallest
+  // member alone is searched whole. Rows of 15 blocks leave a tail shorter than a vector of blocks.
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    const Input a = MakeInput(dtype, 1200, 240, 1), b = MakeInput(dtype, 96, 240, 2), c = MakeInput(dtype, 7, 240, 3);
+    const float amax = std::max({TensorAmax(a.view, 1).amax, TensorAmax(b.view, 1).amax, TensorAmax(c.view, 1).amax});
+    const ConstMatrixView group[] = {a.view, b.view, c.view};
+    ASSERT_EQ(Nvfp4SearchRowStride(group), 2);
+    const float want_group = SearchNvfp4TensorScaleRef(group, amax);
+    const float want_alone = SearchNvfp4TensorScaleRef(std::span(group).last(1), TensorAmax(c.view, 1).amax);
+    for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+      hwy::SetSupportedTargetsForTest(target);
+      SCOPED_TRACE(fmt::format("target {} dtype {}", hwy::TargetName(target), DTypeName(dtype)));
+      for (int threads : {1, 3}) {
+        ASSERT_EQ(std::bit_cast<uint32_t>(SearchNvfp4TensorScale(group, amax, 2, threads)), std::bit_cast<uint32_t>(want_group));
+        ASSERT_EQ(std::bit_cast<uint32_t>(SearchNvfp4TensorScale(std::span(group).last(1), TensorAmax(c.view, 1).amax, 1, threads)),
+                  std::bit_cast<uint32_t>(want_alone));
+      }
+    }
+  }
 }
 
 TEST_F(EveryTarget, TensorAmaxFindsTheMaxAndNonFiniteValues) {

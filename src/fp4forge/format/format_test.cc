@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -113,6 +114,65 @@ TEST(Nvfp4, FourOverSixPicksTheBetterOfTwoScales) {
     picked_four += chosen == four && four != six;
   }
   EXPECT_GT(picked_four, 0);
+}
+
+TEST(Nvfp4, SearchScalesAreMultiplesOfTheMseScale) {
+  const float amax = 3.7f, s = Nvfp4TensorScale(amax, Nvfp4ScaleRule::kMse);
+  const std::vector<float> scales = Nvfp4SearchScales(amax);
+  ASSERT_EQ(scales.size(), 35u);
+  EXPECT_EQ(scales[0], s);  // the incumbent: a tie keeps the mse rule's S
+  std::vector<int> multiples;
+  for (float c : scales) multiples.push_back(static_cast<int>(std::lround(c / s * 16.0f)));
+  for (int i = 14, k = 1; i <= 48; ++i) {
+    if (i == 16) continue;
+    EXPECT_EQ(multiples[k], i);
+    EXPECT_EQ(scales[k++], s * (static_cast<float>(i) / 16.0f));
+  }
+  EXPECT_EQ(Nvfp4SearchScales(0.0f), std::vector<float>{1.0f});
+  EXPECT_EQ(Nvfp4SearchRowStride(kNvfp4SearchSampleBlocks), 1);
+  EXPECT_EQ(Nvfp4SearchRowStride(kNvfp4SearchSampleBlocks + 1), 2);
+  EXPECT_EQ(Nvfp4PickSearchScale(std::vector<double>{2.0, 1.0, 1.0, 3.0}), 1u);  // the earlier of a tie
+}
+
+// The search rule against the mse rule on groups of real-looking weights: never worse by its own
+// measure (the sum of Nvfp4RowSearchError, here over the whole group), and in squared error of the
+// dequantized weights lower on the sum over the groups (the ISSUE-18 experiment saw 54% vs 39% of
+// amax's perplexity loss removed; here only the direction is asserted, per distribution).
+TEST(Nvfp4, SearchIsNeverWorseThanMseOnItsMeasure) {
+  for (const char* dist : {"gaussian", "student-t"}) {
+    double search_total = 0, mse_total = 0;
+    int moved = 0;
+    for (uint32_t seed = 0; seed < 12; ++seed) {
+      std::vector<float> x = Gaussian(64 * 256, seed);
+      if (std::string(dist) == "student-t") {  // heavy tails: a few large weights per row
+        std::mt19937 rng(seed);
+        std::chi_squared_distribution<float> chi(3.0f);
+        for (float& v : x) v /= std::sqrt(chi(rng) / 3.0f);
+      }
+      const ConstMatrixView view{.data = x.data(), .rows = 64, .cols = 256};
+      float amax = 0;
+      for (float v : x) amax = std::max(amax, std::fabs(v));
+      const ConstMatrixView group[] = {view};
+      const float s = SearchNvfp4TensorScaleRef(group, amax), s_mse = Nvfp4TensorScale(amax, Nvfp4ScaleRule::kMse);
+      double search_measure = 0, mse_measure = 0;
+      for (int64_t r = 0; r < 64; ++r) {
+        search_measure += Nvfp4RowSearchError(&x[r * 256], 256, s);
+        mse_measure += Nvfp4RowSearchError(&x[r * 256], 256, s_mse);
+      }
+      ASSERT_LE(search_measure, mse_measure) << dist << " seed " << seed;
+      moved += s != s_mse;
+      const QuantizedTensor q = QuantizeRef(Nvfp4Spec{Nvfp4ScaleRule::kSearch}, view);
+      const QuantizedTensor m = QuantizeRef(Nvfp4Spec{Nvfp4ScaleRule::kMse}, view);
+      ASSERT_EQ(q.tensor_scales[0], s);
+      const std::vector<float> dq = DequantizeRef(q), dm = DequantizeRef(m);
+      for (size_t i = 0; i < x.size(); ++i) {
+        search_total += (dq[i] - x[i]) * (dq[i] - x[i]);
+        mse_total += (dm[i] - x[i]) * (dm[i] - x[i]);
+      }
+    }
+    EXPECT_GT(moved, 6) << dist;  // the search does move S on most tensors
+    EXPECT_LT(search_total, mse_total) << dist;
+  }
 }
 
 TEST(Nvfp4, ScaleBytesAreValidAndTheMaxBlockGets448) {

@@ -38,17 +38,54 @@ std::string_view Nvfp4ScaleRuleName(Nvfp4ScaleRule rule) {
     case Nvfp4ScaleRule::kMse: return "mse";
     case Nvfp4ScaleRule::kMseExhaustive: return "mse-exhaustive";
     case Nvfp4ScaleRule::kFourOverSix: return "4over6";
+    case Nvfp4ScaleRule::kSearch: return "search";
   }
   return "?";
 }
 
 Nvfp4ScaleRule ParseNvfp4ScaleRule(std::string_view name) {
-  for (Nvfp4ScaleRule rule : {Nvfp4ScaleRule::kAmax, Nvfp4ScaleRule::kMse,
-                              Nvfp4ScaleRule::kMseExhaustive, Nvfp4ScaleRule::kFourOverSix}) {
+  for (Nvfp4ScaleRule rule : {Nvfp4ScaleRule::kAmax, Nvfp4ScaleRule::kMse, Nvfp4ScaleRule::kMseExhaustive,
+                              Nvfp4ScaleRule::kFourOverSix, Nvfp4ScaleRule::kSearch}) {
     if (name == Nvfp4ScaleRuleName(rule)) return rule;
   }
   Fail(ErrorCode::kInvalidArgument,
-       "[NVFP4 scale rule] got '{}', expected amax, mse, mse-exhaustive or 4over6", name);
+       "[NVFP4 scale rule] got '{}', expected amax, mse, mse-exhaustive, 4over6 or search", name);
+}
+
+std::vector<float> Nvfp4SearchScales(float group_amax) {
+  const float s = Nvfp4TensorScale(group_amax, Nvfp4ScaleRule::kSearch);
+  if (group_amax == 0.0f) return {s};
+  std::vector<float> scales{s};
+  for (int i = 14; i <= 48; ++i) {
+    if (i != 16) scales.push_back(s * (static_cast<float>(i) / 16.0f));
+  }
+  return scales;
+}
+
+int64_t Nvfp4SearchRowStride(int64_t group_blocks) {
+  return std::max<int64_t>(1, (group_blocks + kNvfp4SearchSampleBlocks - 1) / kNvfp4SearchSampleBlocks);
+}
+
+double Nvfp4RowSearchError(const float* x, int64_t cols, float tensor_scale) {
+  double sum = 0.0;
+  for (int64_t b = 0; b < cols / kNvfp4BlockSize; ++b) {
+    const float* block = x + b * kNvfp4BlockSize;
+    float amax = 0.0f;
+    for (int k = 0; k < kNvfp4BlockSize; ++k) amax = std::max(amax, std::fabs(block[k]));
+    const Nvfp4Candidates candidates = Nvfp4ScaleCandidates(amax, tensor_scale, Nvfp4ScaleRule::kMse);
+    float best = Nvfp4BlockSquaredError(block, candidates.codes[0], tensor_scale);
+    for (int i = 1; i < candidates.count; ++i) best = std::min(best, Nvfp4BlockSquaredError(block, candidates.codes[i], tensor_scale));
+    sum += best;
+  }
+  return sum;
+}
+
+size_t Nvfp4PickSearchScale(std::span<const double> errors) {
+  size_t best = 0;
+  for (size_t i = 1; i < errors.size(); ++i) {
+    if (errors[i] < errors[best]) best = i;
+  }
+  return best;
 }
 
 float Nvfp4TensorScale(float global_amax, Nvfp4ScaleRule rule) {
@@ -87,6 +124,7 @@ Nvfp4Candidates Nvfp4ScaleCandidates(float block_amax, float tensor_scale, Nvfp4
     case Nvfp4ScaleRule::kAmax:
       break;
     case Nvfp4ScaleRule::kMse:
+    case Nvfp4ScaleRule::kSearch:
       for (int offset = -kNvfp4MseCodesBelow; offset <= kNvfp4MseCodesAbove; ++offset) {
         if (offset == 0) continue;
         c.codes[c.count++] = static_cast<uint8_t>(std::clamp(amax_code + offset, 1, int{kE4M3MaxCode}));

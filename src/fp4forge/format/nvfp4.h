@@ -4,7 +4,9 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "fp4forge/base/dtype.h"
 
@@ -21,15 +23,35 @@ enum class Nvfp4ScaleRule {
   kMse,            // least squared error among the 9 E4M3 codes from 2 below to 6 above the amax code
   kMseExhaustive,  // least squared error among all 126 positive E4M3 codes
   kFourOverSix,    // S = amax/(6·256); per block the better of mapping its amax to 6 or to 4
+  kSearch,         // kMse's blocks, at the S of Nvfp4SearchScales with the least error (Nvfp4PickSearchScale)
 };
 
-std::string_view Nvfp4ScaleRuleName(Nvfp4ScaleRule rule);  // "amax", "mse", "mse-exhaustive", "4over6"
+std::string_view Nvfp4ScaleRuleName(Nvfp4ScaleRule rule);  // "amax", "mse", "mse-exhaustive", "4over6", "search"
 Nvfp4ScaleRule ParseNvfp4ScaleRule(std::string_view name);  // throws Error(kInvalidArgument)
 
 // The per-tensor scale S (ModelOpt weight_scale_2) for a tensor, or fused group, of this amax:
 // amax/2688 in float32, or amax/1536 for kFourOverSix (its largest block scale is then 384 <= 448).
-// An all-zero tensor (amax 0) gets S = 1; its blocks all decode to zero whatever S is.
+// An all-zero tensor (amax 0) gets S = 1; its blocks all decode to zero whatever S is. For kSearch
+// this is only its first candidate: the search picks S (below).
 float Nvfp4TensorScale(float global_amax, Nvfp4ScaleRule rule);
+
+// The search rule: S, shared by a tensor or fused group, chosen with the block scales. The block
+// scales a tensor can have are the E4M3 values times S, so S slides that lattice against the
+// blocks' amaxes, and amax/2688 is one valid choice among many.
+// Candidates: S_i = fl(S_16 · i/16) for i = 16 (S_16 = amax/2688, the mse rule's S, tried first),
+// then 14, 15, 17, 18, ..., 48 (S from 0.875 to 3 times amax/2688). Amax 0: {1}.
+std::vector<float> Nvfp4SearchScales(float group_amax);
+// The sample measured: the rows r of every member with r % stride == 0, where stride =
+// ceil(group blocks / kNvfp4SearchSampleBlocks); a group of at most that many blocks is measured whole.
+inline constexpr int64_t kNvfp4SearchSampleBlocks = 16384;
+int64_t Nvfp4SearchRowStride(int64_t group_blocks);
+// One row's error at S: each block's least Nvfp4BlockSquaredError among kMse's candidates (the
+// codes kMse would pick from), summed in double in block order.
+double Nvfp4RowSearchError(const float* x, int64_t cols, float tensor_scale);
+// The index of the S picked from errors[i] = the sampled rows' Nvfp4RowSearchError at S_i, summed in
+// double member by member and row by row: the least error, the earlier candidate on a tie (so never
+// worse than the mse rule on the sample, which is the whole group when it is small).
+size_t Nvfp4PickSearchScale(std::span<const double> errors);
 
 // Whose arithmetic a tensor follows, which decides the per-tensor scalar a QuantizedTensor holds
 // and how a block's divisor is formed from it. The bytes differ in a few blocks (FORMATS.md §3.4).

@@ -122,7 +122,24 @@ void LoadRowAsFloat(const ConstMatrixView& x, int64_t row, float* out) {
   }
 }
 
-QuantizedTensor QuantizeRef(const QuantSpec& spec, const ConstMatrixView& x, std::optional<float> global_amax) {
+float SearchNvfp4TensorScaleRef(std::span<const ConstMatrixView> members, float group_amax) {
+  const std::vector<float> scales = Nvfp4SearchScales(group_amax);
+  int64_t group_blocks = 0;
+  for (const ConstMatrixView& m : members) group_blocks += m.rows * (m.cols / kNvfp4BlockSize);
+  const int64_t stride = Nvfp4SearchRowStride(group_blocks);
+  std::vector<double> errors(scales.size(), 0.0);
+  for (const ConstMatrixView& m : members) {
+    std::vector<float> row(static_cast<size_t>(m.cols));
+    for (int64_t r = 0; r < m.rows; r += stride) {
+      LoadRowAsFloat(m, r, row.data());
+      for (size_t i = 0; i < scales.size(); ++i) errors[i] += Nvfp4RowSearchError(row.data(), m.cols, scales[i]);
+    }
+  }
+  return scales[Nvfp4PickSearchScale(errors)];
+}
+
+QuantizedTensor QuantizeRef(const QuantSpec& spec, const ConstMatrixView& x, std::optional<float> global_amax,
+                            std::optional<float> tensor_scale) {
   QuantizedTensor q;
   ResizeQuantized(q, spec, x.rows, x.cols);
   std::vector<float> row(x.cols);
@@ -135,6 +152,10 @@ QuantizedTensor QuantizeRef(const QuantSpec& spec, const ConstMatrixView& x, std
   }
 
   SetTensorScale(q, global_amax.value_or(tensor_amax), x.dtype);
+  if (const auto* nvfp4 = std::get_if<Nvfp4Spec>(&spec); nvfp4 && nvfp4->rule == Nvfp4ScaleRule::kSearch) {
+    const ConstMatrixView self[] = {x};
+    q.tensor_scales[0] = tensor_scale ? *tensor_scale : SearchNvfp4TensorScaleRef(self, global_amax.value_or(tensor_amax));
+  }
   for (int64_t r = 0; r < x.rows; ++r) {
     LoadRowAsFloat(x, r, row.data());
     std::visit(

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -75,9 +76,17 @@ void LoadRowAsFloat(const ConstMatrixView& x, int64_t row, float* out);
 
 // The scalar reference over a whole tensor: the specification the SIMD paths are tested against.
 // Expects validated input (finite values, cols a multiple of the block size). `global_amax` is the
-// NVFP4 tensor/group amax (max|x| of the tensor when absent); FP8 scales come from the data.
+// NVFP4 tensor/group amax (max|x| of the tensor when absent); FP8 scales come from the data. The
+// NVFP4 search rule uses `tensor_scale` as S (searched for its fused group), else searches x alone.
 QuantizedTensor QuantizeRef(const QuantSpec& spec, const ConstMatrixView& x,
-                            std::optional<float> global_amax = std::nullopt);
+                            std::optional<float> global_amax = std::nullopt,
+                            std::optional<float> tensor_scale = std::nullopt);
+
+// The search rule's S for a tensor or fused group (nvfp4.h: Nvfp4SearchScales): each candidate's
+// error over the members' sampled rows (Nvfp4SearchRowStride of all their blocks), summed in double
+// member by member and row by row, and the pick of Nvfp4PickSearchScale. `group_amax`: the members'
+// joint amax.
+float SearchNvfp4TensorScaleRef(std::span<const ConstMatrixView> members, float group_amax);
 std::vector<float> DequantizeRef(const QuantizedTensor& q);
 // Rows [row_begin, row_end) of q into out, which points at row 0 of a [rows, cols] float buffer.
 void DequantizeRowsRef(const QuantizedTensor& q, int64_t row_begin, int64_t row_end, float* out);

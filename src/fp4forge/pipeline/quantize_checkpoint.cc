@@ -233,6 +233,20 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
     return group_amax.at(group);
   };
 
+  // The search rule's S of each fused group, chosen on all its members at once (the amax first
+  // validates their values).
+  std::map<std::string, float> group_search_scale;
+  auto searched_scale = [&](const std::string& group) {
+    if (!group_search_scale.contains(group)) {
+      const float amax = joint_amax(group);
+      std::vector<ConstMatrixView> views;
+      for (size_t i : members.at(group)) views.push_back(plan[i].source->tensor->AsMatrix());
+      group_search_scale[group] = SearchNvfp4TensorScale(views, amax, options.threads, group);
+      for (size_t i : members.at(group)) plan[i].source->source->Release(*plan[i].source->tensor);
+    }
+    return group_search_scale.at(group);
+  };
+
   // Writing, tensor by tensor in input order.
   // Output shards: filled greedily in input order, as save_pretrained does.
   std::vector<std::vector<const Planned*>> shards(1);
@@ -288,6 +302,7 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
         if (p->group) {
           q_options.global_amax = joint_amax(*p->group);
           q_options.tensor_amax = own_amax.at(p);  // validated by TensorAmax
+          if (options.rule == Nvfp4ScaleRule::kSearch) q_options.nvfp4_tensor_scale = searched_scale(*p->group);
         }
         std::shared_ptr<QuantizedTensor> q = buffers.Get();
         if (p->experts) {

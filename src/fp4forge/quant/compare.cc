@@ -42,7 +42,7 @@ std::optional<Anchor> FindAnchor(const std::string& dist, const FormatTraits& tr
 std::vector<QuantSpec> ComparedSpecs() {
   std::vector<QuantSpec> specs;
   for (Nvfp4ScaleRule rule : {Nvfp4ScaleRule::kAmax, Nvfp4ScaleRule::kFourOverSix, Nvfp4ScaleRule::kMse,
-                              Nvfp4ScaleRule::kMseExhaustive}) {
+                              Nvfp4ScaleRule::kMseExhaustive, Nvfp4ScaleRule::kSearch}) {
     specs.push_back(Nvfp4Spec{rule});
   }
   for (Mxfp4ScaleRule rule : {Mxfp4ScaleRule::kOcp, Mxfp4ScaleRule::kRoundUp, Mxfp4ScaleRule::kCompressedTensors}) {

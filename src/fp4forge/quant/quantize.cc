@@ -94,7 +94,8 @@ void Quantize(const QuantSpec& spec, const ConstMatrixView& x, const QuantizeOpt
     }
   }
   const bool nvfp4 = std::holds_alternative<Nvfp4Spec>(spec);
-  cpu::Quantize(spec, x, nvfp4 ? options.global_amax.value_or(amax.amax) : amax.amax, options.threads, out);
+  cpu::Quantize(spec, x, nvfp4 ? options.global_amax.value_or(amax.amax) : amax.amax, options.threads, out,
+                options.nvfp4_tensor_scale);
 }
 
 void QuantizeBatchedExperts(const QuantSpec& spec, const ConstMatrixView& x, int64_t experts,
@@ -114,6 +115,24 @@ void QuantizeBatchedExperts(const QuantSpec& spec, const ConstMatrixView& x, int
   if (!expert_options.global_amax) expert_options.global_amax = expert_options.tensor_amax;
   const size_t element = DTypeBytes(x.dtype);
   std::vector<uint8_t> transposed(static_cast<size_t>(n * k) * element);
+  const auto* nvfp4 = std::get_if<Nvfp4Spec>(&spec);
+  if (nvfp4 && nvfp4->rule == Nvfp4ScaleRule::kSearch && !expert_options.nvfp4_tensor_scale) {
+    // One S for all experts, searched over the rows they are quantized as ([N, K] each, along K):
+    // the sampled rows only, gathered from the columns of x, so that no second copy is made.
+    const int64_t stride = Nvfp4SearchRowStride(experts * n * (k / block)), sampled = (n + stride - 1) / stride;
+    std::vector<uint8_t> rows(static_cast<size_t>(experts * sampled * k) * element);
+    std::vector<ConstMatrixView> members;
+    for (int64_t e = 0; e < experts; ++e) {
+      uint8_t* out_rows = &rows[static_cast<size_t>(e * sampled * k) * element];
+      for (int64_t j = 0; j < sampled; ++j) {
+        for (int64_t i = 0; i < k; ++i) {
+          std::memcpy(out_rows + (j * k + i) * element, x.RowBytes(e * k + i) + j * stride * element, element);
+        }
+      }
+      members.push_back({.data = out_rows, .dtype = x.dtype, .rows = sampled, .cols = k});
+    }
+    expert_options.nvfp4_tensor_scale = cpu::SearchNvfp4TensorScale(members, *expert_options.global_amax, 1, options.threads);
+  }
   QuantizedTensor q;
   ResizeQuantized(out, spec, experts * n, k);
   for (int64_t e = 0; e < experts; ++e) {
@@ -126,6 +145,21 @@ void QuantizeBatchedExperts(const QuantSpec& spec, const ConstMatrixView& x, int
 }
 
 std::vector<float> Dequantize(const QuantizedTensor& q, int threads) { return cpu::Dequantize(q, threads); }
+
+float SearchNvfp4TensorScale(std::span<const ConstMatrixView> members, float group_amax, int threads,
+                             const std::string& group_name) {
+  for (const ConstMatrixView& m : members) {
+    if (m.rows < 1 || m.cols < 1 || m.data == nullptr || m.cols % kNvfp4BlockSize != 0) {
+      Fail(ErrorCode::kInvalidArgument, "[SearchNvfp4TensorScale] a member of '{}' has shape [{}, {}]; expected rows of "
+           "a multiple of {} elements", group_name, m.rows, m.cols, kNvfp4BlockSize);
+    }
+    if (!cpu::TensorAmax(m, threads).all_finite) FailOnNonFinite(m, group_name);
+  }
+  if (!std::isfinite(group_amax) || group_amax < 0.0f) {
+    Fail(ErrorCode::kInvalidArgument, "[SearchNvfp4TensorScale] '{}': group amax {} must be finite", group_name, group_amax);
+  }
+  return cpu::SearchNvfp4TensorScale(members, group_amax, cpu::Nvfp4SearchRowStride(members), threads);
+}
 
 float TensorAmax(const ConstMatrixView& x, int threads, const std::string& tensor_name) {
   const cpu::AmaxResult amax = cpu::TensorAmax(x, threads);

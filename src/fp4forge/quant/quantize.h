@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,9 @@ struct QuantizeOptions {
   // The tensor's own amax when the caller already measured it with TensorAmax (which validated the
   // values): saves a pass over the data.
   std::optional<float> tensor_amax;
+  // NVFP4 search rule: S as searched for the tensor's fused group (SearchNvfp4TensorScale below);
+  // absent, Quantize searches the tensor alone.
+  std::optional<float> nvfp4_tensor_scale;
 };
 
 // Throws Error when: rows or cols < 1; cols is not a multiple of the format's block size
@@ -37,6 +41,12 @@ void QuantizeBatchedExperts(const QuantSpec& spec, const ConstMatrixView& x, int
                             const QuantizeOptions& options, QuantizedTensor& out);
 
 std::vector<float> Dequantize(const QuantizedTensor& q, int threads = 0);
+
+// The NVFP4 search rule's S for the members of a fused group (or one tensor), whose joint amax is
+// `group_amax` (format/quantized_tensor.h: SearchNvfp4TensorScaleRef). Members must be valid input
+// of Quantize (finite, rows of a multiple of 16); throws Error(kInvalidArgument) otherwise.
+float SearchNvfp4TensorScale(std::span<const ConstMatrixView> members, float group_amax, int threads,
+                             const std::string& group_name);
 
 // max |x| of a tensor (e.g. to form a fused group's amax before quantizing its members); throws
 // Error(kInvalidData) naming the tensor, row and column of a NaN or ±Inf.
