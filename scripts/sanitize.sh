@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-asan -DCMAKE_CXX_COMPILER=clang++ -DFP4FORGE_SANITIZE=ON -DFP4FORGE_FUZZ=ON \
-      -DFP4FORGE_FUZZ_SECONDS="${FP4FORGE_FUZZ_SECONDS:-60}" -DFP4FORGE_BUILD_BENCHMARKS=OFF >/dev/null
+      -DFP4FORGE_FUZZ_SECONDS="${FP4FORGE_FUZZ_SECONDS:-60}" -DFP4FORGE_BUILD_BENCHMARKS=OFF -DFP4FORGE_CUDA=OFF >/dev/null
 cmake --build build-asan -j"$(nproc)"
 ctest --test-dir build-asan -j"$(nproc)" -LE oracle --output-on-failure
