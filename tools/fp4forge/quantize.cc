@@ -27,6 +27,7 @@ struct Options {
   std::string max_shard_size = "5GB";
   bool force = false;
   bool quiet = false;
+  std::string device = "cpu";
 };
 
 void Run(const Options& o) {
@@ -40,6 +41,7 @@ void Run(const Options& o) {
   options.threads = o.threads;
   options.max_shard_bytes = ParseByteSize(o.max_shard_size);
   options.force = o.force;
+  options.cuda = o.device == "cuda";
   const auto start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   if (!o.quiet && ::isatty(STDERR_FILENO)) {
@@ -89,6 +91,10 @@ void AddQuantize(CLI::App& app) {
   cmd->add_option("--exclude", o->exclude, "Keep tensors whose name matches this regex in high precision (repeatable)")->check(kRegex);
   cmd->add_flag("--quantize-lm-head", o->quantize_lm_head, "Quantize lm_head too (kept by default)");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores); the output does not depend on it")->capture_default_str();
+  cmd->add_option("--device", o->device, "Where the weights are quantized: cpu, or cuda (an NVIDIA GPU; NVFP4 amax, mse and "
+                  "4over6 in the ModelOpt dialect; the same bytes as on the CPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   cmd->add_option("--max-shard-size", o->max_shard_size, "Largest output shard (5GB, 500MB, 2GiB, ...)")
       ->capture_default_str();
   cmd->add_flag("--force", o->force, "Replace OUT_DIR if it exists");

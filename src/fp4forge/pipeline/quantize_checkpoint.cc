@@ -20,6 +20,9 @@
 #include "fp4forge/pipeline/background_writer.h"
 #include "fp4forge/pipeline/read_ahead.h"
 #include "fp4forge/quant/quantize.h"
+#if FP4FORGE_HAVE_CUDA
+#include "fp4forge/cuda/quantize.h"
+#endif
 
 namespace fp4forge {
 
@@ -122,6 +125,18 @@ class BufferPool {
   std::mutex mutex_;
   std::vector<std::unique_ptr<QuantizedTensor>> free_;
 };
+
+// Quantize's contract on the GPU: the tensor validated and its amax taken on the CPU, the rest there.
+void QuantizeOnGpu(const QuantSpec& spec, const ConstMatrixView& x, const QuantizeOptions& options, QuantizedTensor& out) {
+#if FP4FORGE_HAVE_CUDA
+  if (x.cols % Traits(spec).block_size != 0) return Quantize(spec, x, options, out);  // its error, on the CPU
+  const float amax = options.tensor_amax ? *options.tensor_amax : TensorAmax(x, options.threads, options.tensor_name);
+  out = cuda::Quantize(spec, x, options.global_amax.value_or(amax));
+#else
+  (void)spec, (void)x, (void)options, (void)out;
+  Fail(ErrorCode::kUnsupported, "[quantize] --device cuda: this fp4forge was built without CUDA (no nvcc when it was configured)");
+#endif
+}
 
 // Jobs waiting for the writer thread: enough to keep it busy while the next tensor is quantized,
 // few enough that memory stays near one tensor's quantized form.
@@ -307,6 +322,8 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
         std::shared_ptr<QuantizedTensor> q = buffers.Get();
         if (p->experts) {
           QuantizeBatchedExperts(layout.Spec(), t.AsMatrix(), p->experts, q_options, *q);
+        } else if (options.cuda) {
+          QuantizeOnGpu(layout.Spec(), t.AsMatrix(), q_options, *q);
         } else {
           Quantize(layout.Spec(), t.AsMatrix(), q_options, *q);
         }
@@ -348,6 +365,18 @@ QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std
   if (layout.scheme == CheckpointScheme::kMxfp4 && layout.rule != Nvfp4ScaleRule::kAmax) {
     Fail(ErrorCode::kInvalidArgument, "[quantize] --scale {} is an NVFP4 rule; MXFP4 scales follow compressed-tensors",
          Nvfp4ScaleRuleName(layout.rule));
+  }
+  if (options.cuda) {
+#if FP4FORGE_HAVE_CUDA
+    if (!cuda::DeviceAvailable()) Fail(ErrorCode::kIo, "[quantize] --device cuda: {}", cuda::DeviceDescription());
+    if (!cuda::Supports(layout.Spec())) {
+      Fail(ErrorCode::kUnsupported, "[quantize] --device cuda: {} {} has no GPU kernel; the GPU quantizes NVFP4 amax, mse and "
+           "4over6 in the ModelOpt dialect (run without --device cuda for the others)", Traits(layout.Spec()).format,
+           Traits(layout.Spec()).rule);
+    }
+#else
+    Fail(ErrorCode::kUnsupported, "[quantize] --device cuda: this fp4forge was built without CUDA (no nvcc when it was configured)");
+#endif
   }
   QuantizeCheckpointReport report;
   BuildDirectory(in_dir, out_dir, options.force, [&](const fs::path& tmp) { QuantizeInto(in_dir, tmp, layout, options, report); });

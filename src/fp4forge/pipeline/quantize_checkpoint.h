@@ -25,6 +25,10 @@ struct QuantizeCheckpointOptions {
   // named model-00001-of-0000N.safetensors with an index, or model.safetensors when one suffices.
   int64_t max_shard_bytes = int64_t{5} << 30;
   bool force = false;  // replace an existing output directory
+  // Quantize on the GPU (cuda/quantize.h), with bytes identical to the CPU's; 3-D batched experts
+  // stay on the CPU. Throws Error when fp4forge was built without CUDA, no GPU is usable, or the
+  // scheme and rule have no GPU kernel.
+  bool cuda = false;
   // Called after each tensor with (tensors done, tensors in all, input bytes done, input bytes in all).
   std::function<void(int, int, int64_t, int64_t)> on_progress;
 };
