@@ -30,6 +30,10 @@ if ((${#missing[@]})); then
 fi
 
 cmake_args=(-S . -B build -DCMAKE_BUILD_TYPE=Release)
+# The CUDA kernels build wherever nvcc is (CUDA's own install path need not be on PATH).
+if ! command -v nvcc >/dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  cmake_args+=(-DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc)
+fi
 if ((with_tests)); then
   # The oracles go into the current Python when pip may write there, else into build/venv.
   python=$(command -v python3)
