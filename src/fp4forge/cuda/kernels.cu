@@ -12,8 +12,8 @@
 #include <algorithm>
 #include <cfloat>
 
-#include "fp4forge/codec/e2m1.h"
 #include "fp4forge/codec/e4m3.h"
+#include "fp4forge/cuda/fast_exact.h"
 #include "fp4forge/codec/ue8m0.h"
 #include "fp4forge/format/mxfp4.h"
 #include "fp4forge/format/nvfp4.h"
@@ -54,12 +54,6 @@ __device__ __forceinline__ float BlockAmax(const float (&v)[N]) {
   return amax;
 }
 
-// The E2M1 magnitudes by code (0..7): DecodeE2M1's table, as device code cannot read it.
-__device__ __forceinline__ float E2M1Magnitude(uint8_t code) {
-  constexpr float kValues[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
-  return kValues[code];
-}
-
 // Nvfp4AmaxScaleCode, given fl(target · S).
 __device__ __forceinline__ uint8_t AmaxScaleCode(float block_amax, float target_times_scale) {
   float s = block_amax / target_times_scale;
@@ -75,7 +69,7 @@ __device__ __forceinline__ float BlockSquaredError(const float (&v)[kNvfp4BlockS
 #pragma unroll
   for (int k = 0; k < kNvfp4BlockSize; ++k) {
     const float q = fabsf(v[k]) * r;
-    const float err = E2M1Magnitude(EncodeE2M1Magnitude(q)) - q;
+    const float err = RoundE2M1Magnitude(q).value - q;
     sse += err * err;
   }
   return sse * (d * d);
@@ -108,10 +102,14 @@ __global__ void QuantizeNvfp4Kernel(const T* __restrict__ x, int64_t num_blocks,
       const uint8_t four = AmaxScaleCode(amax, four_s);
       if (BlockSquaredError(v, four, s) < BlockSquaredError(v, code, s)) code = four;
     }
-    const float divisor = DecodeE4M3(code) * s;
+    const float divisor = DecodeE4M3(code) * s, reciprocal = 1.0f / divisor;
     uint32_t packed[2] = {0, 0};
 #pragma unroll
-    for (int k = 0; k < kNvfp4BlockSize; ++k) packed[k / 8] |= uint32_t{EncodeE2M1(v[k] / divisor)} << (4 * (k % 8));
+    for (int k = 0; k < kNvfp4BlockSize; ++k) {
+      const float q = Divide(v[k], divisor, reciprocal);  // EncodeE2M1(v[k] / divisor):
+      const uint32_t code4 = RoundE2M1Magnitude(fabsf(q)).code | (q < 0.0f ? 0x8u : 0x0u);
+      packed[k / 8] |= code4 << (4 * (k % 8));
+    }
     reinterpret_cast<uint2*>(codes)[b] = make_uint2(packed[0], packed[1]);
     scales[b] = code;
   }
@@ -126,10 +124,13 @@ __global__ void QuantizeMxfp4Kernel(const T* __restrict__ x, int64_t num_blocks,
     LoadBlock(x + b * kMxfp4BlockSize, v);
     const int exponent = static_cast<int>((__float_as_uint(BlockAmax(v)) >> 23) & 0xFF) - 127;
     const uint8_t code = EncodeUE8M0Exponent(min(max(exponent - 2, -127), 127));
-    const float d = DecodeUE8M0(code);
+    const float d = DecodeUE8M0(code), reciprocal = 1.0f / d;
     uint32_t packed[4] = {0, 0, 0, 0};
 #pragma unroll
-    for (int k = 0; k < kMxfp4BlockSize; ++k) packed[k / 8] |= uint32_t{EncodeE2M1(v[k] / d)} << (4 * (k % 8));
+    for (int k = 0; k < kMxfp4BlockSize; ++k) {
+      const float q = Divide(v[k], d, reciprocal);  // EncodeE2M1(v[k] / d)
+      packed[k / 8] |= uint32_t{RoundE2M1Magnitude(fabsf(q)).code | (q < 0.0f ? 0x8u : 0x0u)} << (4 * (k % 8));
+    }
     reinterpret_cast<uint4*>(codes)[b] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
     scales[b] = code;
   }
