@@ -4,8 +4,8 @@
 // the scalar reference). Bandwidth counts the bytes a kernel must move: input read once, codes and
 // scales written once ("amax + kernel" counts the same bytes for both passes' time).
 //
-// 2. The W4A16 NVFP4 product (cuda/gemm.h) at M = 1, 16, 64 on the four shapes, weights
-// rotated among enough copies to pass the L2; cuBLAS BF16 beside it comes from torch_gemm_gpu.py.
+// 2. The W4A16 NVFP4 product (cuda/gemm.h, weights reordered once on the host) at M = 1, 16, 64,
+// 1024 on the four shapes, weights rotated among enough copies to pass the L2; cuBLAS BF16 beside it comes from torch_gemm_gpu.py.
 //
 // Usage: cuda_bench
 #include <cuda_runtime.h>
@@ -85,14 +85,23 @@ void GemmTable() {
     Check(cudaMemcpy(dw, w.data(), w.size() * 2, cudaMemcpyHostToDevice), "cudaMemcpy");
     const float s = Nvfp4TensorScale(cpu::TensorAmax({.data = w.data(), .dtype = DType::kBF16, .rows = n, .cols = k}, 0).amax,
                                      Nvfp4ScaleRule::kAmax);
+    uint8_t *quantized_codes = nullptr, *quantized_scales = nullptr;
+    Check(cudaMalloc(&quantized_codes, n * k / 2), "cudaMalloc");
+    Check(cudaMalloc(&quantized_scales, n * k / 16), "cudaMalloc");
+    cuda::QuantizeNvfp4OnDevice(dw, DType::kBF16, n, k, Nvfp4ScaleRule::kAmax, s, quantized_codes, quantized_scales, nullptr);
+    std::vector<uint8_t> host_codes(n * k / 2), host_scales(n * k / 16);
+    Check(cudaMemcpy(host_codes.data(), quantized_codes, host_codes.size(), cudaMemcpyDeviceToHost), "cudaMemcpy");
+    Check(cudaMemcpy(host_scales.data(), quantized_scales, host_scales.size(), cudaMemcpyDeviceToHost), "cudaMemcpy");
+    for (void* p : {dw, static_cast<void*>(quantized_codes), static_cast<void*>(quantized_scales)}) Check(cudaFree(p), "cudaFree");
+    const cuda::Nvfp4MmaWeights reordered = cuda::ReorderNvfp4ForMma(host_codes, host_scales, n, k);
     std::vector<uint8_t*> codes(copies), scales(copies);
     for (int c = 0; c < copies; ++c) {
-      Check(cudaMalloc(&codes[c], n * k / 2), "cudaMalloc");
-      Check(cudaMalloc(&scales[c], n * k / 16), "cudaMalloc");
-      cuda::QuantizeNvfp4OnDevice(dw, DType::kBF16, n, k, Nvfp4ScaleRule::kAmax, s, codes[c], scales[c], nullptr);
+      Check(cudaMalloc(&codes[c], reordered.codes.size()), "cudaMalloc");
+      Check(cudaMalloc(&scales[c], reordered.scales.size()), "cudaMalloc");
+      Check(cudaMemcpy(codes[c], reordered.codes.data(), reordered.codes.size(), cudaMemcpyHostToDevice), "cudaMemcpy");
+      Check(cudaMemcpy(scales[c], reordered.scales.data(), reordered.scales.size(), cudaMemcpyHostToDevice), "cudaMemcpy");
     }
-    Check(cudaFree(dw), "cudaFree");
-    for (int64_t m : {1, 16, 64}) {
+    for (int64_t m : {1, 16, 64, 1024}) {
       const std::vector<uint16_t> x = MakeWeights(m, k);
       void *dx = nullptr, *dy = nullptr;
       Check(cudaMalloc(&dx, x.size() * 2), "cudaMalloc");

@@ -25,7 +25,7 @@ def main():
     for n, k in [(28672, 8192), (8192, 28672), (14336, 4096), (4096, 14336)]:
         copies = max(1, (256 << 20) // (n * k * 2) + 1)
         weights = [torch.randn(n, k, device="cuda", dtype=torch.bfloat16) * 0.02 for _ in range(copies)]
-        for m in (1, 16, 64):
+        for m in (1, 16, 64, 1024):
             x = torch.randn(m, k, device="cuda", dtype=torch.bfloat16)
             state = {"next": 0}
 

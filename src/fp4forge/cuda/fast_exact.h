@@ -7,11 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define FP4FORGE_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define FP4FORGE_HOST_DEVICE inline
-#endif
+#include "fp4forge/cuda/host_device.h"
 
 namespace fp4forge::cuda {
 

@@ -2,17 +2,52 @@
 
 #include "fp4forge/base/error.h"
 #include "fp4forge/cuda/kernels.h"
+#include "fp4forge/cuda/mma_layout.h"
 
 namespace fp4forge::cuda {
 
+namespace {
+
+void CheckShape(int64_t m, int64_t n, int64_t k) {
+  if (m < 1 || n < 1 || k < 16 || k % 16 != 0) {
+    Fail(ErrorCode::kInvalidArgument, "[cuda] NVFP4 product of [{}, {}] x [{}, {}]ᵀ: m, n must be positive and k a positive multiple of 16",
+         m, k, n, k);
+  }
+}
+
+}  // namespace
+
+Nvfp4MmaWeights ReorderNvfp4ForMma(std::span<const uint8_t> codes, std::span<const uint8_t> scales, int64_t n, int64_t k) {
+  CheckShape(1, n, k);
+  const int64_t blocks = k / 16;
+  if (std::ssize(codes) != n * k / 2 || std::ssize(scales) != n * blocks) {
+    Fail(ErrorCode::kInvalidArgument, "[cuda] NVFP4 weight [{}, {}]: expected {} code and {} scale bytes, got {} and {}", n, k,
+         n * k / 2, n * blocks, codes.size(), scales.size());
+  }
+  const int64_t chunks = (k + kMmaChunk - 1) / kMmaChunk, tiles = (n + 7) / 8;
+  Nvfp4MmaWeights out{.codes = std::vector<uint8_t>(tiles * chunks * kMmaTileCodeBytes),
+                      .scales = std::vector<uint8_t>(tiles * chunks * kMmaTileScaleBytes)};
+  for (int64_t col = 0; col < n; ++col) {
+    const int64_t g = col % 8;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t tile = col / 8 * chunks + b / 8, j = b % 8;
+      out.scales[tile * kMmaTileScaleBytes + 8 * g + j] = scales[col * blocks + b];
+      const uint8_t* block = &codes[(col * blocks + b) * 8];
+      for (int64_t t = 0; t < 4; ++t) {
+        uint8_t* lane = &out.codes[tile * kMmaTileCodeBytes + (4 * g + t) * 16];
+        lane[2 * j] = block[t];
+        lane[2 * j + 1] = block[t + 4];
+      }
+    }
+  }
+  return out;
+}
+
 void Nvfp4GemmOnDevice(const void* x, int64_t m, int64_t k, const uint8_t* codes, const uint8_t* scales,
                        float tensor_scale, int64_t n, void* y, void* stream) {
-  if (m < 1 || n < 1 || k < 64 || k % 64 != 0) {
-    Fail(ErrorCode::kInvalidArgument, "[cuda] NVFP4 product of [{}, {}] x [{}, {}]ᵀ: k must be a positive multiple of 64", m, k,
-         n, k);
-  }
-  const cudaError_t status = LaunchNvfp4Gemm(x, m, k, codes, scales, tensor_scale, n, y, static_cast<cudaStream_t>(stream));
-  if (status != cudaSuccess) Fail(ErrorCode::kIo, "[cuda] Nvfp4GemvKernel: {}", cudaGetErrorString(status));
+  CheckShape(m, n, k);
+  const cudaError_t status = LaunchNvfp4Mma(x, m, k, codes, scales, tensor_scale, n, y, static_cast<cudaStream_t>(stream));
+  if (status != cudaSuccess) Fail(ErrorCode::kIo, "[cuda] Nvfp4MmaKernel: {}", cudaGetErrorString(status));
 }
 
 }  // namespace fp4forge::cuda
