@@ -18,6 +18,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
@@ -124,7 +125,11 @@ void GemmTable() {
   }
 }
 
-int Main() {
+int Main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "gemm") {  // the product table alone
+    GemmTable();
+    return 0;
+  }
   const int64_t rows = 28672, cols = 8192;
   if (!cuda::DeviceAvailable()) {
     fmt::print("{}\n", cuda::DeviceDescription());
@@ -203,4 +208,4 @@ int Main() {
 }  // namespace
 }  // namespace fp4forge
 
-int main() { return fp4forge::Main(); }
+int main(int argc, char** argv) { return fp4forge::Main(argc, argv); }

@@ -27,17 +27,15 @@ Nvfp4MmaWeights ReorderNvfp4ForMma(std::span<const uint8_t> codes, std::span<con
   const int64_t chunks = (k + kMmaChunk - 1) / kMmaChunk, tiles = (n + 7) / 8;
   Nvfp4MmaWeights out{.codes = std::vector<uint8_t>(tiles * chunks * kMmaTileCodeBytes),
                       .scales = std::vector<uint8_t>(tiles * chunks * kMmaTileScaleBytes)};
+  const int64_t row_bytes = k / 2;
   for (int64_t col = 0; col < n; ++col) {
     const int64_t g = col % 8;
     for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t tile = col / 8 * chunks + b / 8, j = b % 8;
-      out.scales[tile * kMmaTileScaleBytes + 8 * g + j] = scales[col * blocks + b];
-      const uint8_t* block = &codes[(col * blocks + b) * 8];
-      for (int64_t t = 0; t < 4; ++t) {
-        uint8_t* lane = &out.codes[tile * kMmaTileCodeBytes + (4 * g + t) * 16];
-        lane[2 * j] = block[t];
-        lane[2 * j + 1] = block[t + 4];
-      }
+      out.scales[(col / 8 * chunks + b / 8) * kMmaTileScaleBytes + 8 * g + b % 8] = scales[col * blocks + b];
+    }
+    for (int64_t byte = 0; byte < row_bytes; ++byte) {  // code byte 16t + i of chunk c: lane (g, t)'s byte i
+      const int64_t c = byte / 64, t = byte % 64 / 16, i = byte % 16;
+      out.codes[((col / 8 * chunks + c) * 32 + 4 * g + t) * 16 + i] = codes[col * row_bytes + byte];
     }
   }
   return out;
@@ -46,6 +44,10 @@ Nvfp4MmaWeights ReorderNvfp4ForMma(std::span<const uint8_t> codes, std::span<con
 void Nvfp4GemmOnDevice(const void* x, int64_t m, int64_t k, const uint8_t* codes, const uint8_t* scales,
                        float tensor_scale, int64_t n, void* y, void* stream) {
   CheckShape(m, n, k);
+  if (reinterpret_cast<uintptr_t>(x) % 16 != 0 || reinterpret_cast<uintptr_t>(codes) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(scales) % 2 != 0) {
+    Fail(ErrorCode::kInvalidArgument, "[cuda] NVFP4 product: x and the codes must be 16-byte aligned, the scales 2-byte aligned");
+  }
   const cudaError_t status = LaunchNvfp4Mma(x, m, k, codes, scales, tensor_scale, n, y, static_cast<cudaStream_t>(stream));
   if (status != cudaSuccess) Fail(ErrorCode::kIo, "[cuda] Nvfp4MmaKernel: {}", cudaGetErrorString(status));
 }

@@ -21,10 +21,10 @@ struct Nvfp4MmaWeights {
 // multiple of 16. Throws Error(kInvalidArgument) for a k that is not, or for spans of other sizes.
 Nvfp4MmaWeights ReorderNvfp4ForMma(std::span<const uint8_t> codes, std::span<const uint8_t> scales, int64_t n, int64_t k);
 
-// All pointers are device memory: x BF16 [m, k] (row-major, 4-byte aligned), y BF16 [m, n]; codes and
-// scales as ReorderNvfp4ForMma made them, 16- and 8-byte aligned. Queued on `stream` (a cudaStream_t;
+// All pointers are device memory: x BF16 [m, k] (row-major, 16-byte aligned), y BF16 [m, n]; codes and
+// scales as ReorderNvfp4ForMma made them, 16- and 2-byte aligned. Queued on `stream` (a cudaStream_t;
 // nullptr = the default stream). Exact products, float32 accumulation, y rounded to BF16 once.
-// Throws Error(kInvalidArgument) for bad sizes, Error(kIo) on a CUDA failure.
+// Throws Error(kInvalidArgument) for bad sizes or alignments, Error(kIo) on a CUDA failure.
 void Nvfp4GemmOnDevice(const void* x, int64_t m, int64_t k, const uint8_t* codes, const uint8_t* scales,
                        float tensor_scale, int64_t n, void* y, void* stream);
 

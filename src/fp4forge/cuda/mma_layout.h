@@ -1,15 +1,20 @@
 // The weight layout of the tensor-core W4A16 product (gemm.cu) and the decoding of its codes into
 // BF16 operands, host and device code alike so that the CPU tests (mma_layout_test.cc) check them.
 //
-// mma.sync m16n8k16 (BF16) takes, per lane (g = lane / 4, t = lane % 4), the B operand of column g
-// as two registers: k = 2t, 2t+1 and k = 2t+8, 2t+9 of the 16-step. One 16-step is one NVFP4 block,
-// so a lane needs bytes t and t+4 of the block's 8 code bytes (low nibble = even k, FORMATS.md
-// §1.6) and the block's scale. The reorder (ReorderNvfp4ForMma, done once when weights are loaded)
-// puts, for each tile of 8 columns and 128 k (8 blocks), lane L's 16 bytes together:
-//   codes: tile (n8, c) at byte ((n8 · chunks + c) · 32 + L) · 16; byte 2j = code byte t of block
-//          8c + j of column 8·n8 + g, byte 2j + 1 = its code byte t + 4;
-//   scales: tile (n8, c) at byte (n8 · chunks + c) · 64 + 8g + j = E4M3 scale of that block;
-// chunks = ceil(k / 128); the missing blocks of a last half chunk are zero codes and zero scales.
+// mma.sync m16n8k16 (BF16) takes, per lane (g = lane / 4, t = lane % 4), A operands at k = 2t, 2t+1
+// and 2t+8, 2t+9 of its 16-step and B operands at the same k. The sum over a step does not depend
+// on which real k each of those 16 slots stands for, as long as A and B agree; gemm.cu lets lane t
+// stand for 32 consecutive k of each chunk of 128: at step j (0..7) its slots 2t, 2t+1, 2t+8, 2t+9
+// are k = 32t + 4j + 0, 1, 2, 3. A lane then reads x as 16-byte words and needs the 16 code bytes
+// 16t..16t+15 of the chunk of each of its columns (g of a tile of 8), in the checkpoint's own order
+// (low nibble = even k, FORMATS.md §1.6), and the scales of the chunk's blocks 2t and 2t+1. The
+// reorder (ReorderNvfp4ForMma, done once when weights are loaded) puts each tile of 8 columns and
+// 128 k together, so that a warp reads it as 512 consecutive bytes:
+//   codes: tile (n8, c) at byte ((n8 · chunks + c) · 32 + L) · 16, for lane L = 4g + t: code bytes
+//          16t..16t+15 of chunk c of column 8·n8 + g;
+//   scales: tile (n8, c) at byte (n8 · chunks + c) · 64 + 8g + j = E4M3 scale of block 8c + j of
+//           that column (lane L's two are the 16-bit word 4g + t of the tile);
+// chunks = ceil(k / 128); the missing blocks of a last, partial chunk are zero codes and scales.
 #pragma once
 
 #include <bit>

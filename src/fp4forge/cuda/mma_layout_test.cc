@@ -40,13 +40,13 @@ TEST(MmaLayout, DecodeE4M3ScaleEqualsTheCodec) {
   }
 }
 
-// What lane (g, t) of the kernel multiplies for column 8·n8 + g, at k = 16·(8c + j) + 2t + {0, 1}
-// (b0) and + {8, 9} (b1), read as gemm.cu reads it: the tile's 16-byte word of the lane, its
-// 32-bit word j / 2, pairs 2·(j % 2) and 2·(j % 2) + 1, the scale byte 8g + j.
+// What lane (g, t) of the kernel multiplies for column 8·n8 + g at step j, k = 128c + 32t + 4j + i
+// (i = 0, 1: pair 0 of the step; 2, 3: pair 1), read as gemm.cu reads it: the lane's 16-byte word
+// of the tile, its 32-bit word j / 2, pairs 2·(j % 2) and 2·(j % 2) + 1, the scale byte 8g + 2t + j / 4.
 TEST(MmaLayout, ReorderedWeightsReadBackAsTheDequantizedTensor) {
   std::mt19937 rng(3);
   std::normal_distribution<float> normal;
-  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{{8, 128}, {20, 208}, {64, 64}, {24, 384}}) {
+  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{{8, 128}, {20, 208}, {64, 64}, {24, 384}, {8, 16}}) {
     std::vector<float> w(static_cast<size_t>(n * k));
     for (float& v : w) v = normal(rng);
     const QuantizedTensor q = QuantizeRef(Nvfp4Spec{}, {.data = w.data(), .rows = n, .cols = k});
@@ -65,12 +65,12 @@ TEST(MmaLayout, ReorderedWeightsReadBackAsTheDequantizedTensor) {
                                 uint32_t{bytes[4 * (j / 2) + 3]} << 24;
           uint32_t pairs[4];
           DecodeE2M1ToBF16x2(word, pairs);
-          const float scale = DecodeE4M3Scale(r.scales[tile * kMmaTileScaleBytes + 8 * g + j]);
-          const int64_t col = 8 * n8 + g, k0 = 16 * (8 * c + j) + 2 * t;
-          for (int i = 0; i < 4; ++i) {  // b0 low, b0 high, b1 low, b1 high
+          const float scale = DecodeE4M3Scale(r.scales[tile * kMmaTileScaleBytes + 8 * g + 2 * t + j / 4]);
+          const int64_t col = 8 * n8 + g;
+          for (int i = 0; i < 4; ++i) {
             const uint32_t pair = pairs[2 * (j % 2) + i / 2];
             const float got = DecodeBF16(static_cast<uint16_t>(pair >> (16 * (i % 2)))) * (scale * q.tensor_scales[0]);  // DequantizeRef's order
-            const int64_t kk = k0 + (i / 2) * 8 + i % 2;
+            const int64_t kk = kMmaChunk * c + 32 * t + 4 * j + i;
             const float want = col < n && kk < k ? deq[col * k + kk] : 0.0f;
             ASSERT_EQ(got, want) << fmt::format("[{}, {}]: column {}, k {}", n, k, col, kk);
           }
