@@ -87,5 +87,22 @@ TEST(MmaLayout, ReorderRefusesBadShapes) {
   EXPECT_NO_THROW(ReorderNvfp4ForMma(codes, scales, 8, 80));
 }
 
+// Refused before anything is queued (kInvalidArgument, not a CUDA failure), so no GPU is needed: the
+// kernel reads x and the codes as 16-byte words.
+TEST(MmaLayout, ProductRefusesMisalignedPointers) {
+  alignas(16) static uint8_t buffer[64];
+  const auto code_of = [](const uint8_t* x, const uint8_t* codes, const uint8_t* scales) {
+    try {
+      Nvfp4GemmOnDevice(x, 1, 16, codes, scales, 1.0f, 8, buffer, nullptr);
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return ErrorCode::kIo;  // queued without complaint
+  };
+  EXPECT_EQ(code_of(buffer + 4, buffer, buffer), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of(buffer, buffer + 8, buffer), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code_of(buffer, buffer, buffer + 1), ErrorCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace fp4forge::cuda
