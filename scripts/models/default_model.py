@@ -75,6 +75,8 @@ def prepare(args):
             f.write("\n".join(parts))
     os.makedirs(os.path.dirname(TEST_TEXT), exist_ok=True)
     shutil.copy(os.path.join(args.work, "test.txt"), TEST_TEXT)
+    # Calibration text for quantize --calib (docs/QUALITY.md): the validation split, disjoint from the test text.
+    shutil.copy(os.path.join(args.work, "validation.txt"), TEST_TEXT.replace("-test.txt", "-calib.txt"))
 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -57,6 +57,8 @@ def prepare(args):
         with open(os.path.join(args.work, f"{name}.txt"), "w") as f:
             f.write("\n".join(parts))
     shutil.copy(os.path.join(args.work, "test.txt"), TEST_TEXT)
+    # Calibration text for quantize --calib (docs/QUALITY.md): the validation split, disjoint from the test text.
+    shutil.copy(os.path.join(args.work, "validation.txt"), TEST_TEXT.replace("-test.txt", "-calib.txt"))
     tokenizer = Tokenizer(models.BPE(ignore_merges=True))
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated"),

@@ -1,15 +1,19 @@
 // fp4forge quantize IN_DIR OUT_DIR: a Hugging Face checkpoint to NVFP4.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "engine_cli.h"
 #include "fp4forge/base/error.h"
+#include "fp4forge/engine/calibrate.h"
 #include "fp4forge/pipeline/quantize_checkpoint.h"
 
 namespace fp4forge::cli {
@@ -28,7 +32,42 @@ struct Options {
   bool force = false;
   bool quiet = false;
   std::string device = "cpu";
+  std::string calib, calib_ids;  // calibration text, or token ids: W4A4
+  int64_t calib_tokens = 65536, calib_ctx = 512;
 };
+
+// The input amax of every Linear over the first `calib_tokens` tokens of the calibration text (BOS
+// first) or ids, the original model run a layer at a time.
+std::map<std::string, float> Calibrate(const Options& o) {
+  const auto start = std::chrono::steady_clock::now();
+  engine::Model model(o.in_dir, o.threads);
+  std::vector<int32_t> tokens;
+  if (!o.calib_ids.empty()) {
+    tokens = ReadTokenIds(o.calib_ids);
+  } else {
+    const engine::Tokenizer tokenizer = LoadTokenizer(o.in_dir, &model);
+    if (model.config().bos_token_id >= 0) tokens.push_back(static_cast<int32_t>(model.config().bos_token_id));
+    const std::vector<int32_t> text = tokenizer.Encode(ReadTextFile(o.calib));
+    tokens.insert(tokens.end(), text.begin(), text.end());
+  }
+  if (static_cast<int64_t>(tokens.size()) > o.calib_tokens) tokens.resize(o.calib_tokens);
+  engine::CalibrationOptions options;
+  options.context = std::min<int64_t>(o.calib_ctx, model.config().max_positions);
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  if (!o.quiet && ::isatty(STDERR_FILENO)) {
+    options.on_progress = [&](int64_t done, int64_t total) {
+      fmt::print(stderr, "\rcalibrating on {} tokens: layer {}/{}  {:.1f} s  ETA {:.0f} s   ", tokens.size(), done, total,
+                 seconds(), seconds() / done * (total - done));
+    };
+  }
+  std::map<std::string, float> amax = engine::CalibrateInputAmax(model, tokens, options);
+  if (options.on_progress) fmt::print(stderr, "\n");
+  if (!o.quiet) {
+    fmt::print("calibrated {} Linear inputs on {} tokens of {} (windows of {}) in {:.1f} s\n", amax.size(), tokens.size(),
+               o.calib_ids.empty() ? o.calib : o.calib_ids, options.context, seconds());
+  }
+  return amax;
+}
 
 void Run(const Options& o) {
   QuantizeCheckpointOptions options;
@@ -42,6 +81,13 @@ void Run(const Options& o) {
   options.max_shard_bytes = ParseByteSize(o.max_shard_size);
   options.force = o.force;
   options.cuda = o.device == "cuda";
+  if (!o.calib.empty() || !o.calib_ids.empty()) {
+    if (options.scheme != CheckpointScheme::kNvfp4) {
+      Fail(ErrorCode::kInvalidArgument, "[--calib] calibrated activation scales are NVFP4's (W4A4); drop --calib or use "
+           "--scheme nvfp4");
+    }
+    options.input_amax = Calibrate(o);
+  }
   const auto start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   if (!o.quiet && ::isatty(STDERR_FILENO)) {
@@ -61,7 +107,8 @@ void Run(const Options& o) {
   if (!o.quiet) {
     const double s = seconds();
     const std::string what = options.scheme == CheckpointScheme::kMxfp4 ? "MXFP4 (W4A16, compressed-tensors)"
-                             : fmt::format("NVFP4 (W4A16, {}, scale rule {})", o.format, o.scale);
+                             : fmt::format("NVFP4 ({}, {}, scale rule {})", options.input_amax.empty() ? "W4A16" : "W4A4",
+                                           o.format, o.scale);
     fmt::print("{}: {} weights {}, {} tensors kept, {} Linear modules excluded\n"
                "{:.1f} MB -> {:.1f} MB in {:.2f} s ({:.0f} MB/s)\n",
                o.out_dir, r.quantized, what, r.kept, r.excluded_modules.size(), r.bytes_in / 1e6, r.bytes_out / 1e6, s,
@@ -73,7 +120,8 @@ void Run(const Options& o) {
 
 void AddQuantize(CLI::App& app) {
   auto o = std::make_shared<Options>();
-  CLI::App* cmd = app.add_subcommand("quantize", "Quantize a Hugging Face checkpoint to NVFP4 or MXFP4 (weight-only, W4A16)");
+  CLI::App* cmd = app.add_subcommand("quantize", "Quantize a Hugging Face checkpoint to NVFP4 or MXFP4: weight-only (W4A16), or W4A4 with "
+                                     "activation scales calibrated on a text (--calib)");
   cmd->add_option("IN_DIR", o->in_dir, "Unquantized checkpoint directory (config.json and BF16/FP16/FP32 *.safetensors)")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("OUT_DIR", o->out_dir, "Output directory (must not exist unless --force)")->required();
   cmd->add_option("--format", o->format,
@@ -89,6 +137,16 @@ void AddQuantize(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--include", o->include, "Also quantize tensors whose name matches this regex (repeatable)")->check(kRegex);
   cmd->add_option("--exclude", o->exclude, "Keep tensors whose name matches this regex in high precision (repeatable)")->check(kRegex);
+  cmd->add_option("--calib", o->calib, "Calibration text (UTF-8, tokenized whole with BOS first): writes W4A4, each "
+                  "quantized Linear with its input's max |x| on it (ModelOpt input_scale = amax/2688, compressed-tensors "
+                  "input_global_scale = 2688/amax), shared by fused layers; every MoE expert runs on every token, so "
+                  "none is left without a scale. Use text unlike your evaluation text")->check(CLI::ExistingFile);
+  cmd->add_option("--calib-ids", o->calib_ids, "Instead of --calib: a file of token ids (whitespace-separated, as `fp4forge "
+                  "tokenize` prints them), used as they are")->excludes("--calib")->check(CLI::ExistingFile);
+  cmd->add_option("--calib-tokens", o->calib_tokens, "Calibrate on the first N tokens of --calib or --calib-ids")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--calib-ctx", o->calib_ctx, "Calibration window in tokens (at most the model's context)")
+      ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   cmd->add_flag("--quantize-lm-head", o->quantize_lm_head, "Quantize lm_head too (kept by default)");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores); the output does not depend on it")->capture_default_str();
   cmd->add_option("--device", o->device, "Where the weights are quantized: cpu, or cuda (an NVIDIA GPU; NVFP4 amax, mse and "
@@ -101,7 +159,8 @@ void AddQuantize(CLI::App& app) {
   cmd->add_flag("--quiet", o->quiet, "No progress and no summary");
   cmd->footer("Streams: each tensor is read once, quantized and written, then dropped from the page cache (as "
               "with dd iflag=nocache), so the process stays under twice the largest tensor plus 512 MiB whatever "
-              "the model's size.");
+              "the model's size. --calib first runs the model over the text a decoder layer at a time: one layer's "
+              "weights plus the text's hidden states (tokens x hidden_size float32) in memory.");
   cmd->callback([o] { Run(*o); });
 }
 

@@ -67,6 +67,7 @@ struct Loader {
            t.rows, t.cols, rows, cols);
     }
     Linear l;
+    l.module = module;
     l.weight = {.rows = rows, .cols = cols, .values = t.weight->data, .tensor_scalar = t.tensor_scalar};
     switch (t.scheme) {
       case LinearScheme::kDense: l.weight.encoding = DenseEncoding(*t.weight); break;
@@ -111,6 +112,7 @@ Model::Model(const std::string& dir, int threads)
   embedding_ = {.encoding = DenseEncoding(*embed), .rows = c.vocab_size, .cols = hidden, .values = embed->data};
   final_norm_ = ReadVector(checkpoint_, "model.norm.weight", hidden);
   if (c.tie_embeddings && !checkpoint_.Find("lm_head.weight")) {
+    lm_head_.module = "lm_head";
     lm_head_.weight = embedding_;
   } else {
     lm_head_ = loader.Load("lm_head", c.vocab_size, hidden);
@@ -193,6 +195,7 @@ void Model::RopeTable(int64_t positions) {
 
 void Model::Project(const Linear& linear, const float* x, int64_t rows, float* y) {
   const cpu::WeightMatrix& w = linear.weight;
+  if (observer_) observer_(linear, x, rows);
   if (linear.input_global_scale) {
     Grow(quantized_input_, rows * w.cols);
     cpu::QuantizeActivationsNvfp4(x, rows, w.cols, *linear.input_global_scale, quantized_input_.data());
@@ -260,95 +263,126 @@ void Model::Moe(const Layer& layer, const float* x, int64_t rows, float* out) {
   }
   std::fill(out, out + rows * hidden, 0.0f);
   std::vector<float> xs, ys;
+  const bool all = observer_ && all_experts_;  // every expert on every row; ys row r is token r
   for (int64_t e = 0; e < experts; ++e) {
-    const int64_t n = static_cast<int64_t>(tokens[e].size());
-    if (n == 0) continue;
-    xs.resize(n * hidden);
+    const int64_t routed = static_cast<int64_t>(tokens[e].size());
+    if (routed == 0 && !all) continue;
+    const int64_t n = all ? rows : routed;
     ys.resize(n * hidden);
-    for (int64_t j = 0; j < n; ++j) std::copy_n(x + tokens[e][j] * hidden, hidden, xs.data() + j * hidden);
+    const float* input = x;
+    if (!all) {
+      xs.resize(n * hidden);
+      for (int64_t j = 0; j < n; ++j) std::copy_n(x + tokens[e][j] * hidden, hidden, xs.data() + j * hidden);
+      input = xs.data();
+    }
     const Expert& ex = layer.experts[e];
-    Mlp(ex.gate, &ex.up, ex.down, xs.data(), n, ys.data());
-    for (int64_t j = 0; j < n; ++j) {
+    Mlp(ex.gate, &ex.up, ex.down, input, n, ys.data());
+    for (int64_t j = 0; j < routed; ++j) {
       float* o = out + tokens[e][j] * hidden;
-      for (int64_t d = 0; d < hidden; ++d) o[d] += weights[e][j] * ys[j * hidden + d];
+      const float* y = ys.data() + (all ? tokens[e][j] : j) * hidden;
+      for (int64_t d = 0; d < hidden; ++d) o[d] += weights[e][j] * y[d];
     }
   }
 }
 
-void Model::Forward(std::span<const int32_t> tokens, int64_t start, KVCache& cache, bool all_logits, float* logits) {
+void Model::Observe(InputObserver observer, bool all_experts) {
+  observer_ = std::move(observer);
+  all_experts_ = all_experts;
+}
+
+void Model::ReleaseLayer(int64_t layer) {
+  const std::string prefix = fmt::format("model.layers.{}.", layer);
+  for (const CheckpointTensor& t : checkpoint_.tensors()) {
+    if (t.tensor->name.starts_with(prefix)) checkpoint_.Release(t.tensor->name);
+  }
+}
+
+void Model::Embed(std::span<const int32_t> tokens, float* x) {
   const ModelConfig& c = config_;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c.vocab_size) {
+      Fail(ErrorCode::kInvalidArgument, "[Forward] got token id {}, expected one in [0, {})", tokens[i], c.vocab_size);
+    }
+    cpu::DecodeRows(embedding_, tokens[i], tokens[i] + 1, x + i * c.hidden_size);
+  }
+}
+
+void Model::RunLayer(int64_t li, float* x, int64_t n, int64_t start, float* kc, float* vc) {
+  const ModelConfig& c = config_;
+  const int64_t hidden = c.hidden_size, hd = c.head_dim;
+  const int64_t q_dim = c.num_heads * hd, kv_dim = c.num_kv_heads * hd, qkv_dim = q_dim + 2 * kv_dim;
+  std::vector<float>& h = scratch_.h;
+  std::vector<float>& qkv = scratch_.qkv;
+  std::vector<float>& attn = scratch_.attn;
+  std::vector<float>& delta = scratch_.delta;
+  std::vector<float>& part = scratch_.part;
+  Grow(h, n * hidden);
+  Grow(qkv, n * qkv_dim);
+  Grow(attn, n * q_dim);
+  Grow(delta, n * hidden);
+  RopeTable(start + n);
+  const int64_t half = c.rope.rotary_dim / 2;
+  const Layer& layer = layers_[li];
+  cpu::RmsNorm(x, n, hidden, layer.input_norm.data(), static_cast<float>(c.rms_norm_eps), h.data());
+  if (c.fused_qkv) {
+    Project(layer.qkv[0], h.data(), n, qkv.data());
+  } else {  // q | k | v side by side in each row of qkv
+    const int64_t offsets[3] = {0, q_dim, q_dim + kv_dim}, widths[3] = {q_dim, kv_dim, kv_dim};
+    for (int j = 0; j < 3; ++j) {
+      Grow(part, n * widths[j]);
+      Project(layer.qkv[j], h.data(), n, part.data());
+      for (int64_t i = 0; i < n; ++i) std::copy_n(part.data() + i * widths[j], widths[j], qkv.data() + i * qkv_dim + offsets[j]);
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    float* q = qkv.data() + i * qkv_dim;
+    float* k = q + q_dim;
+    if (c.qk_norm) {
+      cpu::RmsNorm(q, c.num_heads, hd, layer.q_norm.data(), static_cast<float>(c.rms_norm_eps), q);
+      cpu::RmsNorm(k, c.num_kv_heads, hd, layer.k_norm.data(), static_cast<float>(c.rms_norm_eps), k);
+    }
+    const float* cos = rope_cos_.data() + (start + i) * half;
+    const float* sin = rope_sin_.data() + (start + i) * half;
+    cpu::ApplyRope(q, c.num_heads, hd, half, cos, sin);
+    cpu::ApplyRope(k, c.num_kv_heads, hd, half, cos, sin);
+    std::copy_n(k, kv_dim, kc + (start + i) * kv_dim);
+    std::copy_n(k + kv_dim, kv_dim, vc + (start + i) * kv_dim);
+  }
+  cpu::Attention({.num_tokens = n, .num_heads = c.num_heads, .num_kv_heads = c.num_kv_heads, .head_dim = hd,
+                  .first_position = start, .sliding_window = c.sliding_window},
+                 qkv.data(), qkv_dim, kc, vc, attn.data(), pool_);
+  Project(layer.o, attn.data(), n, delta.data());
+  for (int64_t j = 0; j < n * hidden; ++j) x[j] += delta[j];
+  cpu::RmsNorm(x, n, hidden, layer.post_attention_norm.data(), static_cast<float>(c.rms_norm_eps), h.data());
+  if (c.moe_layer[li]) {
+    Moe(layer, h.data(), n, delta.data());
+  } else {
+    Mlp(layer.gate, c.fused_gate_up ? nullptr : &layer.up, layer.down, h.data(), n, delta.data());
+  }
+  for (int64_t j = 0; j < n * hidden; ++j) x[j] += delta[j];
+}
+
+void Model::FinalNorm(const float* x, int64_t n, float* out) const {
+  cpu::RmsNorm(x, n, config_.hidden_size, final_norm_.data(), static_cast<float>(config_.rms_norm_eps), out);
+}
+
+void Model::Forward(std::span<const int32_t> tokens, int64_t start, KVCache& cache, bool all_logits, float* logits) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (n == 0) return;
   if (start < 0 || start + n > cache.capacity) {
     Fail(ErrorCode::kInvalidArgument, "[Forward] got positions [{}, {}), expected within the cache's {}", start,
          start + n, cache.capacity);
   }
-  const int64_t hidden = c.hidden_size, hd = c.head_dim;
-  const int64_t q_dim = c.num_heads * hd, kv_dim = c.num_kv_heads * hd, qkv_dim = q_dim + 2 * kv_dim;
+  const int64_t hidden = config_.hidden_size;
   std::vector<float>& x = scratch_.x;
-  std::vector<float>& h = scratch_.h;
-  std::vector<float>& qkv = scratch_.qkv;
-  std::vector<float>& attn = scratch_.attn;
-  std::vector<float>& delta = scratch_.delta;
-  std::vector<float>& part = scratch_.part;
   Grow(x, n * hidden);
-  Grow(h, n * hidden);
-  Grow(qkv, n * qkv_dim);
-  Grow(attn, n * q_dim);
-  Grow(delta, n * hidden);
-  for (int64_t i = 0; i < n; ++i) {
-    if (tokens[i] < 0 || tokens[i] >= c.vocab_size) {
-      Fail(ErrorCode::kInvalidArgument, "[Forward] got token id {}, expected one in [0, {})", tokens[i], c.vocab_size);
-    }
-    cpu::DecodeRows(embedding_, tokens[i], tokens[i] + 1, x.data() + i * hidden);
-  }
-  RopeTable(start + n);
-  const int64_t half = c.rope.rotary_dim / 2;
-  for (int64_t li = 0; li < c.num_layers; ++li) {
-    const Layer& layer = layers_[li];
-    cpu::RmsNorm(x.data(), n, hidden, layer.input_norm.data(), static_cast<float>(c.rms_norm_eps), h.data());
-    if (c.fused_qkv) {
-      Project(layer.qkv[0], h.data(), n, qkv.data());
-    } else {  // q | k | v side by side in each row of qkv
-      const int64_t offsets[3] = {0, q_dim, q_dim + kv_dim}, widths[3] = {q_dim, kv_dim, kv_dim};
-      for (int j = 0; j < 3; ++j) {
-        Grow(part, n * widths[j]);
-        Project(layer.qkv[j], h.data(), n, part.data());
-        for (int64_t i = 0; i < n; ++i) std::copy_n(part.data() + i * widths[j], widths[j], qkv.data() + i * qkv_dim + offsets[j]);
-      }
-    }
-    float* kc = cache.k[li].data();
-    float* vc = cache.v[li].data();
-    for (int64_t i = 0; i < n; ++i) {
-      float* q = qkv.data() + i * qkv_dim;
-      float* k = q + q_dim;
-      if (c.qk_norm) {
-        cpu::RmsNorm(q, c.num_heads, hd, layer.q_norm.data(), static_cast<float>(c.rms_norm_eps), q);
-        cpu::RmsNorm(k, c.num_kv_heads, hd, layer.k_norm.data(), static_cast<float>(c.rms_norm_eps), k);
-      }
-      const float* cos = rope_cos_.data() + (start + i) * half;
-      const float* sin = rope_sin_.data() + (start + i) * half;
-      cpu::ApplyRope(q, c.num_heads, hd, half, cos, sin);
-      cpu::ApplyRope(k, c.num_kv_heads, hd, half, cos, sin);
-      std::copy_n(k, kv_dim, kc + (start + i) * kv_dim);
-      std::copy_n(k + kv_dim, kv_dim, vc + (start + i) * kv_dim);
-    }
-    cpu::Attention({.num_tokens = n, .num_heads = c.num_heads, .num_kv_heads = c.num_kv_heads, .head_dim = hd,
-                    .first_position = start, .sliding_window = c.sliding_window},
-                   qkv.data(), qkv_dim, kc, vc, attn.data(), pool_);
-    Project(layer.o, attn.data(), n, delta.data());
-    for (int64_t j = 0; j < n * hidden; ++j) x[j] += delta[j];
-    cpu::RmsNorm(x.data(), n, hidden, layer.post_attention_norm.data(), static_cast<float>(c.rms_norm_eps), h.data());
-    if (c.moe_layer[li]) {
-      Moe(layer, h.data(), n, delta.data());
-    } else {
-      Mlp(layer.gate, c.fused_gate_up ? nullptr : &layer.up, layer.down, h.data(), n, delta.data());
-    }
-    for (int64_t j = 0; j < n * hidden; ++j) x[j] += delta[j];
+  Embed(tokens, x.data());
+  for (int64_t li = 0; li < config_.num_layers; ++li) {
+    RunLayer(li, x.data(), n, start, cache.k[li].data(), cache.v[li].data());
   }
   const int64_t first = all_logits ? 0 : n - 1;
-  cpu::RmsNorm(x.data() + first * hidden, n - first, hidden, final_norm_.data(), static_cast<float>(c.rms_norm_eps),
-               h.data());
+  std::vector<float>& h = scratch_.h;
+  FinalNorm(x.data() + first * hidden, n - first, h.data());
   Project(lm_head_, h.data(), n - first, logits);
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -18,6 +19,7 @@
 namespace fp4forge::engine {
 
 struct Linear {
+  std::string module;  // e.g. "model.layers.0.self_attn.q_proj"
   cpu::WeightMatrix weight;
   std::vector<float> bias;                  // empty: none
   std::optional<float> input_global_scale;  // W4A4: inputs quantized to NVFP4 with this gs first
@@ -48,6 +50,10 @@ struct WeightSummary {
   int64_t weight_bytes = 0;  // bytes the Linear and embedding weights occupy in the checkpoint
 };
 
+// Sees the input of a Linear as the forward pass feeds it, [rows, linear.weight.cols] float32,
+// before any W4A4 quantization: what calibration records.
+using InputObserver = std::function<void(const Linear& linear, const float* x, int64_t rows)>;
+
 class Model {
  public:
   // Maps the checkpoint in `dir` and builds views of its weights. Throws Error naming the file,
@@ -65,6 +71,25 @@ class Model {
   // `all_logits`, else only those of the last token [vocab]. Throws Error(kInvalidArgument) for a token
   // id outside the vocabulary or positions beyond the cache.
   void Forward(std::span<const int32_t> tokens, int64_t start, KVCache& cache, bool all_logits, float* logits);
+
+  // Forward a layer at a time, for calibration, which runs all its tokens through one layer before
+  // the next. Embed writes the embeddings [tokens.size(), hidden] to x; RunLayer updates x [n, hidden]
+  // in place with the decoder layer `layer` at positions [start, start + n), after the `start`
+  // positions already in k_cache and v_cache ([capacity, kv_heads, head_dim] each, that layer's only).
+  void Embed(std::span<const int32_t> tokens, float* x);
+  void RunLayer(int64_t layer, float* x, int64_t n, int64_t start, float* k_cache, float* v_cache);
+  // The final norm of x [n, hidden] into out: the input of lm_head().
+  void FinalNorm(const float* x, int64_t n, float* out) const;
+  const Linear& lm_head() const { return lm_head_; }
+  // Drops the mapped weights of decoder layer `layer` from memory; they map back in when used again.
+  void ReleaseLayer(int64_t layer);
+
+  // Calls `observer` with the input of every Linear run from now on (an empty one: none). With
+  // `all_experts`, every expert of a MoE layer runs on all the layer's tokens, not only those routed
+  // to it; the layer's output still combines the routed experts alone, so only what the observer sees
+  // changes: each expert's inputs cover the whole calibration set, as llm-compressor's
+  // calibrate-all-experts does, and no expert is left without a scale.
+  void Observe(InputObserver observer, bool all_experts);
 
  private:
   void Project(const Linear& linear, const float* x, int64_t rows, float* y);
@@ -85,6 +110,8 @@ class Model {
   std::vector<float> inv_freq_;                // [rotary_dim / 2]
   std::vector<float> rope_cos_, rope_sin_;     // [positions, rotary_dim / 2]
   std::vector<float> quantized_input_;         // W4A4 scratch
+  InputObserver observer_;
+  bool all_experts_ = false;
   // Activations, grown to the largest batch seen and reused: a decode step allocates nothing.
   struct Scratch {
     std::vector<float> x, h, qkv, attn, delta, part, gate, up;

@@ -2,6 +2,9 @@
 // transformers in float32 from the same BF16 weights, scripts/models/make_fixtures.py).
 #include "fp4forge/engine/model.h"
 
+#include <map>
+#include <random>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "fp4forge/base/error.h"
+#include "fp4forge/engine/calibrate.h"
 #include "fp4forge/io/safetensors.h"
 
 namespace fp4forge::engine {
@@ -105,6 +109,76 @@ TEST(Model, RefusesUnsupportedFamiliesByName) {
       EXPECT_EQ(e.code(), ErrorCode::kUnsupported);
       EXPECT_NE(std::string(e.what()).find("model_type"), std::string::npos) << e.what();
     }
+  }
+}
+
+std::vector<int32_t> RandomTokens(int64_t n, int64_t vocab) {
+  std::mt19937 rng(7);
+  std::vector<int32_t> tokens(n);
+  for (int32_t& t : tokens) t = static_cast<int32_t>(rng() % vocab);
+  return tokens;
+}
+
+// Calibration runs every window through one layer before the next; the amax it records must be what
+// the ordinary forward pass, window by window, feeds each Linear (the same arithmetic, so exactly).
+TEST(Calibrate, LayerByLayerSeesWhatTheForwardPassFeeds) {
+  for (const char* name : {"llama3", "phi3", "qwen3_moe"}) {
+    SCOPED_TRACE(name);
+    Model model(kFixtures + name, 2);
+    const ModelConfig& c = model.config();
+    const int64_t ctx = 24;
+    const std::vector<int32_t> tokens = RandomTokens(2 * ctx + 5, c.vocab_size);  // a last, shorter window
+    const std::map<std::string, float> amax = CalibrateInputAmax(model, tokens, {.context = ctx});
+
+    std::map<std::string, float> seen;
+    model.Observe([&](const Linear& l, const float* x, int64_t rows) {
+      float& a = seen[l.module];
+      for (int64_t i = 0; i < rows * l.weight.cols; ++i) a = std::max(a, std::fabs(x[i]));
+    }, /*all_experts=*/true);
+    std::vector<float> logits(ctx * c.vocab_size);
+    for (size_t w = 0; w < tokens.size(); w += ctx) {
+      KVCache cache = model.NewCache(ctx);
+      const size_t n = std::min<size_t>(ctx, tokens.size() - w);
+      model.Forward(std::span<const int32_t>(tokens.data() + w, n), 0, cache, true, logits.data());
+    }
+    model.Observe({}, false);
+    EXPECT_EQ(amax, seen);
+    int64_t experts = 0;
+    for (const auto& [module, a] : amax) {
+      EXPECT_GT(a, 0.0f) << module;
+      experts += module.find(".experts.") != std::string::npos;
+    }
+    // Every expert's gate, up and down projection, routed to or not.
+    EXPECT_EQ(experts, c.num_experts * 3 * std::count(c.moe_layer.begin(), c.moe_layer.end(), true));
+  }
+}
+
+// Running every expert on every token changes what the observer sees, not the layer's output.
+TEST(Calibrate, AllExpertsLeaveTheOutputAsRouted) {
+  Model model(kFixtures + "qwen3_moe", 1);
+  const int64_t vocab = model.config().vocab_size, n = 16;
+  const std::vector<int32_t> tokens = RandomTokens(n, vocab);
+  std::vector<float> routed(n * vocab), all(n * vocab);
+  KVCache cache = model.NewCache(n);
+  model.Forward(tokens, 0, cache, true, routed.data());
+  model.Observe([](const Linear&, const float*, int64_t) {}, /*all_experts=*/true);
+  model.Forward(tokens, 0, cache, true, all.data());
+  // The experts' products run on more rows at once: float32 sums in another order, a few ulps.
+  float max_logit = 0, max_error = 0;
+  for (int64_t i = 0; i < n * vocab; ++i) {
+    max_logit = std::max(max_logit, std::fabs(routed[i]));
+    max_error = std::max(max_error, std::fabs(routed[i] - all[i]));
+  }
+  EXPECT_LE(max_error, 1e-5f * max_logit);
+}
+
+TEST(Calibrate, RefusesNoTokens) {  // a quantized model's refusal: tests/calibration_test.py
+  Model model(kFixtures + "llama3", 1);
+  try {
+    CalibrateInputAmax(model, {}, {});
+    ADD_FAILURE() << "calibrated on no tokens";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
   }
 }
 

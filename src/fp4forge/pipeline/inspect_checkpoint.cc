@@ -256,6 +256,7 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, const Exclusi
   const std::string packed_suffix = "." + layout.packed;
   const bool nvfp4 = !layout.global.empty();
   std::map<std::string, std::vector<std::pair<std::string, double>>> group_scales;  // fused group -> (module, S)
+  std::map<std::string, std::vector<std::pair<std::string, double>>> group_inputs;  // fused group -> (module, input scale)
   std::map<std::string, std::set<std::string>> group_members, group_quantized;
   std::vector<GlobalScale> globals;
   for (const CheckpointTensor& ct : c.tensors()) {
@@ -342,13 +343,35 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, const Exclusi
     const double s = layout.global_is_reciprocal ? 1.0 / *stored : double{*stored};  // S: dequantized = e2m1 · scale · S
     globals.push_back({global, *stored, DecodeE4M3(max_code) * 6.0 * s, DecodeE4M3(max_code) * 6.0 / s});
     const std::string input = m + sep + layout.input;
-    if (layout.w4a4 && !c.Find(input)) {
+    const SafetensorsTensor* in = c.Find(input);
+    if (layout.w4a4 && !in) {
       r.errors.push_back({m, fmt::format("{} is missing but the config declares quantized activations (W4A4)", layout.input),
                           "calibrate activations or declare weight-only (W4A16)"});
     }
-    if (!layout.w4a4 && c.Find(input)) {
+    if (!layout.w4a4 && in) {
       r.warnings.push_back({m, fmt::format("{} present but the config declares weight-only (W4A16)", layout.input),
                             "drop it or declare W4A4"});
+    }
+    if (layout.w4a4 && in) {
+      // A zero or NaN activation scale (an expert no calibration token reached) loads silently and
+      // divides by zero in the runtime (FORMATS.md §5.7 item 3).
+      // 3-D experts: one F32 per expert, all judged; the group check compares the first.
+      std::optional<float> value = in->Scalar();
+      if (batched && in->dtype == "F32" && in->NumElements() > 0) {
+        for (int64_t e = 0; e < in->NumElements(); ++e) {
+          float v;
+          std::memcpy(&v, in->data + 4 * e, 4);
+          if (e == 0 || !std::isfinite(v) || v <= 0) value = v;
+          if (!std::isfinite(v) || v <= 0) break;
+        }
+      }
+      if (!value || !std::isfinite(*value) || *value <= 0) {
+        r.errors.push_back({input, value ? fmt::format("is {}, expected a finite scale > 0", *value)
+                                         : fmt::format("is {} {}, expected one F32 scalar", in->dtype, Shape(in->shape)),
+                            "calibrate again so that every expert sees tokens (fp4forge quantize --calib runs all of them)"});
+      } else if (group) {
+        group_inputs[*group].push_back({m, *value});
+      }
     }
     if (group) group_scales[*group].push_back({m, s});
   }
@@ -360,6 +383,17 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, const Exclusi
                                              "TensorRT-LLM refuses them and vLLM/SGLang silently use the max",
                                              layout.global, scales.front().first, module, scales.front().second, s),
                             "quantize the group with its joint amax (fp4forge quantize does)"});
+        break;
+      }
+    }
+  }
+  for (const auto& [key, inputs] : group_inputs) {
+    for (const auto& [module, value] : inputs) {
+      if (value != inputs.front().second) {
+        r.errors.push_back({key, fmt::format("fused layers have different {}: {} and {} differ ({:.9g} vs {:.9g}); "
+                                             "TensorRT-LLM refuses them and vLLM/SGLang silently use the max",
+                                             layout.input, inputs.front().first, module, inputs.front().second, value),
+                            "share the max of the group's input amax (fp4forge quantize --calib does)"});
         break;
       }
     }

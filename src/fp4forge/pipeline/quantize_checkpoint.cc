@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -36,6 +37,7 @@ struct Planned {
   bool quantize = false;
   std::optional<std::string> group;  // fused group key, for NVFP4 weights
   int64_t experts = 0;               // > 0: a 3-D [E, K, N] fused-expert weight of E experts
+  std::optional<float> input_amax;   // W4A4: the calibrated input amax, shared in its fused group
 };
 
 // What one quantized Linear weight becomes in the output, per dialect and scheme.
@@ -43,6 +45,7 @@ struct Layout {
   CheckpointDialect dialect;
   CheckpointScheme scheme;
   Nvfp4ScaleRule rule;
+  bool w4a4;  // NVFP4 with a stored input scale per Linear
 
   bool modelopt() const { return dialect == CheckpointDialect::kModelOpt; }
   int block_size() const { return scheme == CheckpointScheme::kNvfp4 ? kNvfp4BlockSize : kMxfp4BlockSize; }
@@ -57,7 +60,8 @@ struct Layout {
   // <m>.weight_scale_2 F32 []; 3-D experts <p> [E, K, N]: <p> U8 [E, K/2, N], <p>_weight_scale
   // F8_E4M3 [E, K/16, N], <p>_weight_scale_2 F32 [] (as ModelOpt 0.47 exports gpt-oss).
   // compressed-tensors (§4b): <m>.weight_packed, <m>.weight_scale and, for NVFP4,
-  // <m>.weight_global_scale F32 [1]; MXFP4 scales are U8 [N, K/32].
+  // <m>.weight_global_scale F32 [1]; MXFP4 scales are U8 [N, K/32]. W4A4 adds ModelOpt
+  // <m>.input_scale F32 [] or compressed-tensors <m>.input_global_scale F32 [1].
   std::vector<TensorSpec> Tensors(const std::string& m, const std::vector<int64_t>& shape) const {
     if (shape.size() == 3) {
       const int64_t e = shape[0], k = shape[1], n = shape[2];
@@ -66,31 +70,43 @@ struct Layout {
               {m + "_weight_scale_2", "F32", {}}};
     }
     const int64_t rows = shape[0], cols = shape[1];
-    if (modelopt()) {
-      return {{m + ".weight", "U8", {rows, cols / 2}},
-              {m + ".weight_scale", "F8_E4M3", {rows, cols / kNvfp4BlockSize}},
-              {m + ".weight_scale_2", "F32", {}}};
-    }
     if (scheme == CheckpointScheme::kMxfp4) {
       return {{m + ".weight_packed", "U8", {rows, cols / 2}}, {m + ".weight_scale", "U8", {rows, cols / kMxfp4BlockSize}}};
     }
-    return {{m + ".weight_packed", "U8", {rows, cols / 2}},
-            {m + ".weight_scale", "F8_E4M3", {rows, cols / kNvfp4BlockSize}},
-            {m + ".weight_global_scale", "F32", {1}}};
+    std::vector<TensorSpec> specs;
+    if (modelopt()) {
+      specs = {{m + ".weight", "U8", {rows, cols / 2}},
+               {m + ".weight_scale", "F8_E4M3", {rows, cols / kNvfp4BlockSize}},
+               {m + ".weight_scale_2", "F32", {}}};
+      if (w4a4) specs.push_back({m + ".input_scale", "F32", {}});
+    } else {
+      specs = {{m + ".weight_packed", "U8", {rows, cols / 2}},
+               {m + ".weight_scale", "F8_E4M3", {rows, cols / kNvfp4BlockSize}},
+               {m + ".weight_global_scale", "F32", {1}}};
+      if (w4a4) specs.push_back({m + ".input_global_scale", "F32", {1}});
+    }
+    return specs;
   }
 
-  // The bytes of Tensors(), in the same order.
+  // The bytes of Tensors(), in the same order; `input_amax` for W4A4.
   void Write(SafetensorsWriter& writer, const std::string& m, const std::vector<int64_t>& shape,
-             const QuantizedTensor& q) const {
+             const QuantizedTensor& q, std::optional<float> input_amax) const {
     const std::vector<TensorSpec> specs = Tensors(m, shape);
+    auto write_scalar = [&](const TensorSpec& spec, float value) {
+      writer.Write(spec.name, {reinterpret_cast<const uint8_t*>(&value), sizeof(value)});
+    };
     writer.Write(specs[0].name, q.codes);
     writer.Write(specs[1].name, q.block_scales);
     if (specs.size() < 3) return;
     // compressed-tensors stores the multiplier gs = 1/S; rules other than amax computed S.
     const auto* nvfp4 = std::get_if<Nvfp4Spec>(&q.spec);
     const bool reciprocal = !modelopt() && nvfp4->producer == Nvfp4Producer::kModelOpt;
-    const float scalar = reciprocal ? 1.0f / q.tensor_scales[0] : q.tensor_scales[0];
-    writer.Write(specs[2].name, {reinterpret_cast<const uint8_t*>(&scalar), sizeof(scalar)});
+    write_scalar(specs[2], reciprocal ? 1.0f / q.tensor_scales[0] : q.tensor_scales[0]);
+    if (specs.size() < 4) return;
+    // FORMATS.md §3.3: ModelOpt amax/(6·448) in float32; §3.4: llm-compressor's generate_gparam on
+    // the float32 amax.
+    write_scalar(specs[3], modelopt() ? Nvfp4TensorScale(*input_amax, Nvfp4ScaleRule::kAmax)
+                                      : Nvfp4CtGlobalScale(*input_amax, DType::kF32));
   }
 };
 
@@ -174,6 +190,31 @@ void RefuseQuantizedInput(const Checkpoint& in) {
        in.dir(), declared ? fmt::format("config.json quantization_config, quant_method {}", method) : "hf_quant_config.json");
 }
 
+// W4A4: each quantized weight's input amax from the calibration, the max of its fused group's.
+void ShareInputAmax(const std::map<std::string, float>& input_amax, std::vector<Planned>& plan) {
+  std::map<std::string, float> group_amax;
+  for (Planned& p : plan) {
+    if (!p.quantize) continue;
+    const std::string& name = p.source->tensor->name;
+    if (p.experts) {
+      Fail(ErrorCode::kUnsupported, "[quantize] --calib: {} is a 3-D fused-expert weight, whose model the engine "
+           "does not run; quantize it weight-only (without --calib)", name);
+    }
+    const std::string module = ModuleName(name);
+    const auto found = input_amax.find(module);
+    if (found == input_amax.end() || !std::isfinite(found->second) || found->second <= 0) {
+      Fail(ErrorCode::kInvalidData, "[quantize] --calib: {} is quantized, but calibration {} for its input; expected "
+           "a finite amax > 0 (ModelOpt asserts it: a zero scale divides by 0 in the runtime)", module,
+           found == input_amax.end() ? "recorded nothing" : fmt::format("recorded amax {}", found->second));
+    }
+    p.input_amax = found->second;
+    if (p.group) group_amax[*p.group] = std::max(group_amax[*p.group], found->second);
+  }
+  for (Planned& p : plan) {
+    if (p.input_amax && p.group) p.input_amax = group_amax.at(*p.group);
+  }
+}
+
 // Quantizes `in_dir` into the empty directory `tmp`.
 void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& layout,
                   const QuantizeCheckpointOptions& options, QuantizeCheckpointReport& report) {
@@ -213,6 +254,7 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
   }
   std::sort(report.excluded_modules.begin(), report.excluded_modules.end());
   report.excluded_modules = NonEmptyExcludeList(std::move(report.excluded_modules));
+  if (layout.w4a4) ShareInputAmax(options.input_amax, plan);
 
   // Reading, on a thread of its own a bounded distance ahead of the quantizer: every tensor once
   // from disk into the page cache, in order, so that the disk and the cores work at once. A fused
@@ -330,7 +372,9 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
         // Read for the last time: dropped from the page cache too, so that the output's pages come
         // from memory just freed (writing them costs ~35% less here: BENCHMARKS.md, session 6).
         source.Evict(t);
-        background.Submit([writer, q, layout, m = ModuleName(t.name), shape = t.shape] { layout.Write(*writer, m, shape, *q); });
+        background.Submit([writer, q, layout, m = ModuleName(t.name), shape = t.shape, a = p->input_amax] {
+          layout.Write(*writer, m, shape, *q, a);
+        });
         ++report.quantized;
       }
       report.bytes_in += t.num_bytes;
@@ -344,9 +388,9 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
               {{"metadata", {{"total_size", report.bytes_out}}}, {"weight_map", weight_map}});
   }
   nlohmann::json config = in.config();
-  config["quantization_config"] = QuantizationConfig(options.dialect, options.scheme, report.excluded_modules, false);
+  config["quantization_config"] = QuantizationConfig(options.dialect, options.scheme, report.excluded_modules, layout.w4a4);
   WriteJson(tmp / "config.json", config);
-  if (layout.modelopt()) WriteJson(tmp / "hf_quant_config.json", ModelOptHfQuantConfig(report.excluded_modules, false));
+  if (layout.modelopt()) WriteJson(tmp / "hf_quant_config.json", ModelOptHfQuantConfig(report.excluded_modules, layout.w4a4));
   for (const std::string& name : in.other_files()) {
     if (name == "config.json" || name == "hf_quant_config.json") continue;
     fs::copy_file(fs::path(in_dir) / name, tmp / name);
@@ -357,7 +401,11 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
 
 QuantizeCheckpointReport QuantizeCheckpoint(const std::string& in_dir, const std::string& out_dir,
                                             const QuantizeCheckpointOptions& options) {
-  const Layout layout{options.dialect, options.scheme, options.rule};
+  const Layout layout{options.dialect, options.scheme, options.rule, !options.input_amax.empty()};
+  if (layout.w4a4 && layout.scheme != CheckpointScheme::kNvfp4) {
+    Fail(ErrorCode::kInvalidArgument, "[quantize] --calib: calibrated activation scales are NVFP4's (W4A4); MXFP4 "
+         "activations carry no global scale. Drop --calib or use --scheme nvfp4");
+  }
   if (layout.modelopt() && layout.scheme == CheckpointScheme::kMxfp4) {
     Fail(ErrorCode::kInvalidArgument, "[quantize] --scheme mxfp4 is written in the compressed-tensors dialect only; "
          "add --format compressed-tensors");

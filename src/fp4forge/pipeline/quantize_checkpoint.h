@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,11 @@ struct QuantizeCheckpointOptions {
   // llm-compressor); the other rules use fp4forge's arithmetic, with gs = 1/S for compressed-tensors.
   Nvfp4ScaleRule rule = Nvfp4ScaleRule::kAmax;
   QuantizationSelection selection;
+  // W4A4 (NVFP4): each quantized Linear's calibrated input amax (engine/calibrate.h), by module name;
+  // a fused group's members get the max of theirs, as ModelOpt and llm-compressor share it. Written
+  // as ModelOpt input_scale = amax/2688 or compressed-tensors input_global_scale = 2688/amax.
+  // Empty: weight-only (W4A16).
+  std::map<std::string, float> input_amax;
   int threads = 0;
   // Output shards are filled in tensor order up to this size (a larger tensor gets its own shard),
   // named model-00001-of-0000N.safetensors with an index, or model.safetensors when one suffices.
