@@ -13,7 +13,7 @@
 #include "commands.h"
 #include "engine_cli.h"
 #include "fp4forge/base/error.h"
-#include "fp4forge/engine/calibrate.h"
+#include "fp4forge/pipeline/calibrate.h"
 #include "fp4forge/pipeline/quantize_checkpoint.h"
 
 namespace fp4forge::cli {
@@ -34,11 +34,15 @@ struct Options {
   std::string device = "cpu";
   std::string calib, calib_ids;  // calibration text, or token ids: W4A4
   int64_t calib_tokens = 65536, calib_ctx = 512;
+  std::string method = "rtn";
+  bool act_order = false;
+  bool weight_only = false;  // with --calib: W4A16
 };
 
-// The input amax of every Linear over the first `calib_tokens` tokens of the calibration text (BOS
-// first) or ids, the original model run a layer at a time.
-std::map<std::string, float> Calibrate(const Options& o) {
+// Calibrates on the first `calib_tokens` tokens of the calibration text (BOS first) or ids, the
+// original model run a layer at a time: input amax for W4A4, and the weights for GPTQ or an
+// activation-aware rule.
+Calibration Calibrate(const Options& o, const QuantizeCheckpointOptions& quantize) {
   const auto start = std::chrono::steady_clock::now();
   engine::Model model(o.in_dir, o.threads);
   std::vector<int32_t> tokens;
@@ -51,8 +55,12 @@ std::map<std::string, float> Calibrate(const Options& o) {
     tokens.insert(tokens.end(), text.begin(), text.end());
   }
   if (static_cast<int64_t>(tokens.size()) > o.calib_tokens) tokens.resize(o.calib_tokens);
-  engine::CalibrationOptions options;
+  CalibrateOptions options;
   options.context = std::min<int64_t>(o.calib_ctx, model.config().max_positions);
+  options.method = ParseQuantMethod(o.method);
+  options.rule = quantize.rule;
+  options.act_order = o.act_order;
+  options.selection = quantize.selection;
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
   if (!o.quiet && ::isatty(STDERR_FILENO)) {
     options.on_progress = [&](int64_t done, int64_t total) {
@@ -60,13 +68,17 @@ std::map<std::string, float> Calibrate(const Options& o) {
                  seconds(), seconds() / done * (total - done));
     };
   }
-  std::map<std::string, float> amax = engine::CalibrateInputAmax(model, tokens, options);
+  Calibration calibration = fp4forge::Calibrate(model, tokens, options);
   if (options.on_progress) fmt::print(stderr, "\n");
   if (!o.quiet) {
-    fmt::print("calibrated {} Linear inputs on {} tokens of {} (windows of {}) in {:.1f} s\n", amax.size(), tokens.size(),
-               o.calib_ids.empty() ? o.calib : o.calib_ids, options.context, seconds());
+    fmt::print("calibrated {} Linear inputs on {} tokens of {} (windows of {}){} in {:.1f} s\n",
+               calibration.input_amax.size(), tokens.size(), o.calib_ids.empty() ? o.calib : o.calib_ids,
+               options.context,
+               calibration.weights.empty() ? "" : fmt::format(", {} weights quantized by {} ({} scales)",
+                                                              calibration.weights.size(), o.method, o.scale),
+               seconds());
   }
-  return amax;
+  return calibration;
 }
 
 void Run(const Options& o) {
@@ -81,12 +93,19 @@ void Run(const Options& o) {
   options.max_shard_bytes = ParseByteSize(o.max_shard_size);
   options.force = o.force;
   options.cuda = o.device == "cuda";
-  if (!o.calib.empty() || !o.calib_ids.empty()) {
+  const bool calibrated = !o.calib.empty() || !o.calib_ids.empty();
+  if (!calibrated && (o.method != "rtn" || o.act_order || o.weight_only)) {
+    Fail(ErrorCode::kInvalidArgument, "[--method] --method gptq, --act-order and --weight-only need calibration "
+         "inputs: add --calib FILE");
+  }
+  if (calibrated) {
     if (options.scheme != CheckpointScheme::kNvfp4) {
-      Fail(ErrorCode::kInvalidArgument, "[--calib] calibrated activation scales are NVFP4's (W4A4); drop --calib or use "
-           "--scheme nvfp4");
+      Fail(ErrorCode::kInvalidArgument, "[--calib] calibration is NVFP4's (activation scales, GPTQ, activation-aware "
+           "scales); drop --calib or use --scheme nvfp4");
     }
-    options.input_amax = Calibrate(o);
+    Calibration calibration = Calibrate(o, options);
+    if (!o.weight_only) options.input_amax = std::move(calibration.input_amax);
+    options.prequantized = std::move(calibration.weights);
   }
   const auto start = std::chrono::steady_clock::now();
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
@@ -107,8 +126,9 @@ void Run(const Options& o) {
   if (!o.quiet) {
     const double s = seconds();
     const std::string what = options.scheme == CheckpointScheme::kMxfp4 ? "MXFP4 (W4A16, compressed-tensors)"
-                             : fmt::format("NVFP4 ({}, {}, scale rule {})", options.input_amax.empty() ? "W4A16" : "W4A4",
-                                           o.format, o.scale);
+                             : fmt::format("NVFP4 ({}, {}, {} with scale rule {}{})",
+                                           options.input_amax.empty() ? "W4A16" : "W4A4", o.format, o.method, o.scale,
+                                           calibrated && o.method == "rtn" && o.scale != "amax" ? ", activation-aware" : "");
     fmt::print("{}: {} weights {}, {} tensors kept, {} Linear modules excluded\n"
                "{:.1f} MB -> {:.1f} MB in {:.2f} s ({:.0f} MB/s)\n",
                o.out_dir, r.quantized, what, r.kept, r.excluded_modules.size(), r.bytes_in / 1e6, r.bytes_out / 1e6, s,
@@ -143,6 +163,14 @@ void AddQuantize(CLI::App& app) {
                   "none is left without a scale. Use text unlike your evaluation text")->check(CLI::ExistingFile);
   cmd->add_option("--calib-ids", o->calib_ids, "Instead of --calib: a file of token ids (whitespace-separated, as `fp4forge "
                   "tokenize` prints them), used as they are")->excludes("--calib")->check(CLI::ExistingFile);
+  cmd->add_option("--method", o->method, "With --calib: rtn (round to nearest; with --scale mse, mse-exhaustive or "
+                  "4over6 each block's scale is chosen by the error weighted by its inputs' calibration second "
+                  "moments: activation-aware) or gptq (GPTQ on the NVFP4 grid: each 16-block's scale set by --scale "
+                  "when reached, rounding errors fed back through the inputs' Hessian)")
+      ->check(CLI::IsMember({"rtn", "gptq"}))->capture_default_str();
+  cmd->add_flag("--act-order", o->act_order, "GPTQ: quantize columns in order of decreasing input energy");
+  cmd->add_flag("--weight-only", o->weight_only, "With --calib: use the calibration for the weights only and write "
+                "W4A16 (no input scales)");
   cmd->add_option("--calib-tokens", o->calib_tokens, "Calibrate on the first N tokens of --calib or --calib-ids")
       ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   cmd->add_option("--calib-ctx", o->calib_ctx, "Calibration window in tokens (at most the model's context)")

@@ -5,11 +5,30 @@
 #include <vector>
 
 #include "fp4forge/base/error.h"
+#include "fp4forge/base/parallel.h"
 
 namespace fp4forge::engine {
+namespace {
 
-std::map<std::string, float> CalibrateInputAmax(Model& model, std::span<const int32_t> tokens,
-                                                const CalibrationOptions& options) {
+// The upper triangle of h [k, k] += x^T x for x [rows, k], rows of h split over threads.
+void AccumulateHessian(const float* x, int64_t rows, int64_t k, float* h, int threads) {
+  ParallelFor(k, threads, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float* hi = h + i * k;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * k;
+        const float xi = xr[i];
+        if (xi == 0.0f) continue;
+        for (int64_t j = i; j < k; ++j) hi[j] += xi * xr[j];
+      }
+    }
+  });
+}
+
+}  // namespace
+
+std::map<std::string, InputStats> CalibrateInputs(Model& model, std::span<const int32_t> tokens,
+                                                  const CalibrationOptions& options) {
   const ModelConfig& c = model.config();
   const int64_t n = static_cast<int64_t>(tokens.size()), hidden = c.hidden_size;
   if (n == 0) Fail(ErrorCode::kInvalidArgument, "[calibrate] got no calibration tokens, expected some text");
@@ -17,37 +36,68 @@ std::map<std::string, float> CalibrateInputAmax(Model& model, std::span<const in
     Fail(ErrorCode::kInvalidArgument, "[calibrate] got a context of {} tokens, expected 1 to the model's {}",
          options.context, c.max_positions);
   }
-  std::map<std::string, float> amax;
+  const int threads = model.pool().size();
+  std::map<std::string, InputStats> stats;
+  int64_t layer = 0;  // the one running
   auto observe = [&](const Linear& linear, const float* x, int64_t rows) {
     const cpu::WeightEncoding e = linear.weight.encoding;
     if (e != cpu::WeightEncoding::kF32 && e != cpu::WeightEncoding::kBF16 && e != cpu::WeightEncoding::kF16) {
       Fail(ErrorCode::kUnsupported, "[calibrate] got {} stored as {}, expected the original model's F32/BF16/F16 "
            "weights: calibrate before quantizing", linear.module, cpu::WeightEncodingName(e));
     }
-    float& a = amax[linear.module];
-    for (int64_t i = 0; i < rows * linear.weight.cols; ++i) {
+    const int64_t cols = linear.weight.cols;
+    InputStats& s = stats[linear.module];
+    if (!s.linear) {
+      s.linear = &linear;
+      s.layer = layer;
+      if (options.second_moments) s.second_moments.assign(cols, 0.0);
+    }
+    if (options.hessians && s.hessian.empty()) s.hessian.assign(cols * cols, 0.0f);
+    s.rows += rows;
+    for (int64_t i = 0; i < rows * cols; ++i) {
       const float v = std::fabs(x[i]);
       if (!std::isfinite(v)) {
         Fail(ErrorCode::kInvalidData, "[calibrate] got {} in the input of {}, expected finite activations (the model "
              "overflows on the calibration text)", x[i], linear.module);
       }
-      a = std::max(a, v);
+      s.amax = std::max(s.amax, v);
     }
+    if (options.second_moments) {
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t k = 0; k < cols; ++k) s.second_moments[k] += double{x[r * cols + k]} * x[r * cols + k];
+      }
+    }
+    if (options.hessians) AccumulateHessian(x, rows, cols, s.hessian.data(), threads);
   };
   model.Observe(observe, /*all_experts=*/true);
   struct Reset {  // the model observes nothing once calibration ends, by error or not
     Model& m;
     ~Reset() { m.Observe({}, false); }
   } reset{model};
+  // The layer's Hessians completed (lower triangle mirrored), handed over, then freed.
+  auto finish_layer = [&] {
+    for (auto& [module, s] : stats) {
+      if (s.layer != layer || s.hessian.empty()) continue;
+      const int64_t k = s.linear->weight.cols;
+      for (int64_t i = 0; i < k; ++i) {
+        for (int64_t j = 0; j < i; ++j) s.hessian[i * k + j] = s.hessian[j * k + i];
+      }
+    }
+    if (options.on_layer) options.on_layer(layer, stats);
+    for (auto& [module, s] : stats) {
+      if (s.layer == layer) std::vector<float>().swap(s.hessian);
+    }
+  };
 
   const int64_t ctx = std::min(options.context, n), kv_dim = c.num_kv_heads * c.head_dim;
   std::vector<float> x(n * hidden);
   model.Embed(tokens, x.data());
   std::vector<float> k_cache(ctx * kv_dim), v_cache(ctx * kv_dim);
-  for (int64_t layer = 0; layer < c.num_layers; ++layer) {
+  for (layer = 0; layer < c.num_layers; ++layer) {
     for (int64_t w = 0; w < n; w += ctx) {
       model.RunLayer(layer, x.data() + w * hidden, std::min(ctx, n - w), 0, k_cache.data(), v_cache.data());
     }
+    finish_layer();
     model.ReleaseLayer(layer);
     if (options.on_progress) options.on_progress(layer + 1, c.num_layers);
   }
@@ -57,7 +107,8 @@ std::map<std::string, float> CalibrateInputAmax(Model& model, std::span<const in
     model.FinalNorm(x.data() + w * hidden, rows, h.data());
     observe(model.lm_head(), h.data(), rows);
   }
-  return amax;
+  finish_layer();
+  return stats;
 }
 
 }  // namespace fp4forge::engine

@@ -128,12 +128,24 @@ TEST(Calibrate, LayerByLayerSeesWhatTheForwardPassFeeds) {
     const ModelConfig& c = model.config();
     const int64_t ctx = 24;
     const std::vector<int32_t> tokens = RandomTokens(2 * ctx + 5, c.vocab_size);  // a last, shorter window
-    const std::map<std::string, float> amax = CalibrateInputAmax(model, tokens, {.context = ctx});
+    // Hessians checked as they are handed over, against the inputs the forward pass feeds (below).
+    std::map<std::string, std::vector<float>> hessians;
+    const std::map<std::string, InputStats> stats = CalibrateInputs(
+        model, tokens,
+        {.context = ctx, .second_moments = true, .hessians = true, .on_layer = [&](int64_t layer, const auto& all) {
+           for (const auto& [module, s] : all) {
+             if (s.layer == layer) hessians[module] = s.hessian;
+           }
+         }, .on_progress = {}});
+    std::map<std::string, float> amax;
+    for (const auto& [module, s] : stats) amax[module] = s.amax;
 
     std::map<std::string, float> seen;
+    std::map<std::string, std::vector<float>> inputs;  // every row each Linear was fed
     model.Observe([&](const Linear& l, const float* x, int64_t rows) {
       float& a = seen[l.module];
       for (int64_t i = 0; i < rows * l.weight.cols; ++i) a = std::max(a, std::fabs(x[i]));
+      inputs[l.module].insert(inputs[l.module].end(), x, x + rows * l.weight.cols);
     }, /*all_experts=*/true);
     std::vector<float> logits(ctx * c.vocab_size);
     for (size_t w = 0; w < tokens.size(); w += ctx) {
@@ -143,6 +155,25 @@ TEST(Calibrate, LayerByLayerSeesWhatTheForwardPassFeeds) {
     }
     model.Observe({}, false);
     EXPECT_EQ(amax, seen);
+    // X^T X and its diagonal, against double sums of the same rows: float32 accumulation over ~50
+    // rows, a few ulps of the largest entry of its row.
+    for (const auto& [module, x] : inputs) {
+      if (module == "lm_head") continue;  // observed by calibration without running it: seen above
+      const int64_t k = stats.at(module).linear->weight.cols, rows = static_cast<int64_t>(x.size()) / k;
+      ASSERT_EQ(stats.at(module).rows, rows) << module;
+      const std::vector<float>& h = hessians.at(module);
+      for (int64_t i = 0; i < k; ++i) {
+        const double diag = stats.at(module).second_moments[i];
+        for (int64_t j = 0; j < k; ++j) {
+          double expect = 0;
+          for (int64_t r = 0; r < rows; ++r) expect += double{x[r * k + i]} * x[r * k + j];
+          EXPECT_NEAR(h[i * k + j], expect, 1e-5 * diag + 1e-30) << module << " " << i << "," << j;
+          if (i == j) {
+            EXPECT_NEAR(diag, expect, 1e-9 * expect) << module;
+          }
+        }
+      }
+    }
     int64_t experts = 0;
     for (const auto& [module, a] : amax) {
       EXPECT_GT(a, 0.0f) << module;
@@ -175,7 +206,7 @@ TEST(Calibrate, AllExpertsLeaveTheOutputAsRouted) {
 TEST(Calibrate, RefusesNoTokens) {  // a quantized model's refusal: tests/calibration_test.py
   Model model(kFixtures + "llama3", 1);
   try {
-    CalibrateInputAmax(model, {}, {});
+    CalibrateInputs(model, {}, {});
     ADD_FAILURE() << "calibrated on no tokens";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);

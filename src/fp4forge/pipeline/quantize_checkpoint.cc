@@ -190,6 +190,17 @@ void RefuseQuantizedInput(const Checkpoint& in) {
        in.dir(), declared ? fmt::format("config.json quantization_config, quant_method {}", method) : "hf_quant_config.json");
 }
 
+// The calibration's quantized form of weight t (QuantizeCheckpointOptions::prequantized).
+std::shared_ptr<const QuantizedTensor> Prequantized(
+    const std::map<std::string, std::shared_ptr<const QuantizedTensor>>& prequantized, const SafetensorsTensor& t) {
+  const auto found = prequantized.find(ModuleName(t.name));
+  if (found == prequantized.end() || found->second->rows != t.shape[0] || found->second->cols != t.shape[1]) {
+    Fail(ErrorCode::kInvalidArgument, "[quantize] {}: the calibration quantized no weight of shape [{}] for it", t.name,
+         fmt::join(t.shape, ", "));
+  }
+  return found->second;
+}
+
 // W4A4: each quantized weight's input amax from the calibration, the max of its fused group's.
 void ShareInputAmax(const std::map<std::string, float>& input_amax, std::vector<Planned>& plan) {
   std::map<std::string, float> group_amax;
@@ -361,19 +372,25 @@ void QuantizeInto(const std::string& in_dir, const fs::path& tmp, const Layout& 
           q_options.tensor_amax = own_amax.at(p);  // validated by TensorAmax
           if (options.rule == Nvfp4ScaleRule::kSearch) q_options.nvfp4_tensor_scale = searched_scale(*p->group);
         }
-        std::shared_ptr<QuantizedTensor> q = buffers.Get();
-        if (p->experts) {
-          QuantizeBatchedExperts(layout.Spec(), t.AsMatrix(), p->experts, q_options, *q);
-        } else if (options.cuda) {
-          QuantizeOnGpu(layout.Spec(), t.AsMatrix(), q_options, *q);
+        std::shared_ptr<const QuantizedTensor> written;
+        if (!options.prequantized.empty() && !p->experts) {
+          written = Prequantized(options.prequantized, t);
         } else {
-          Quantize(layout.Spec(), t.AsMatrix(), q_options, *q);
+          std::shared_ptr<QuantizedTensor> q = buffers.Get();
+          if (p->experts) {
+            QuantizeBatchedExperts(layout.Spec(), t.AsMatrix(), p->experts, q_options, *q);
+          } else if (options.cuda) {
+            QuantizeOnGpu(layout.Spec(), t.AsMatrix(), q_options, *q);
+          } else {
+            Quantize(layout.Spec(), t.AsMatrix(), q_options, *q);
+          }
+          written = std::move(q);
         }
         // Read for the last time: dropped from the page cache too, so that the output's pages come
         // from memory just freed (writing them costs ~35% less here: BENCHMARKS.md, session 6).
         source.Evict(t);
-        background.Submit([writer, q, layout, m = ModuleName(t.name), shape = t.shape, a = p->input_amax] {
-          layout.Write(*writer, m, shape, *q, a);
+        background.Submit([writer, written, layout, m = ModuleName(t.name), shape = t.shape, a = p->input_amax] {
+          layout.Write(*writer, m, shape, *written, a);
         });
         ++report.quantized;
       }

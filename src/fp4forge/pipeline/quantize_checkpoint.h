@@ -5,10 +5,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "fp4forge/format/nvfp4.h"
+#include "fp4forge/format/quantized_tensor.h"
 #include "fp4forge/io/hf_names.h"
 #include "fp4forge/pipeline/dialects.h"
 
@@ -26,6 +28,10 @@ struct QuantizeCheckpointOptions {
   // as ModelOpt input_scale = amax/2688 or compressed-tensors input_global_scale = 2688/amax.
   // Empty: weight-only (W4A16).
   std::map<std::string, float> input_amax;
+  // NVFP4 weights already quantized with a calibration (pipeline/calibrate.h: GPTQ, activation-aware
+  // scales), by module: written instead of quantizing. When not empty, every 2-D NVFP4 weight
+  // quantize quantizes must be here (Error(kInvalidArgument) naming it otherwise).
+  std::map<std::string, std::shared_ptr<const QuantizedTensor>> prequantized;
   int threads = 0;
   // Output shards are filled in tensor order up to this size (a larger tensor gets its own shard),
   // named model-00001-of-0000N.safetensors with an index, or model.safetensors when one suffices.

@@ -1,0 +1,51 @@
+// Calibrated NVFP4 quantizers: block scales weighted by the calibration inputs' second moments
+// (activation-aware), and GPTQ on the NVFP4 grid. Both write standard NVFP4 bytes (ModelOpt's
+// arithmetic: x ~= e2m1 · fl(e4m3(scale) · S), S = group amax / 2688) that every runtime loads.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "fp4forge/base/dtype.h"
+#include "fp4forge/format/quantized_tensor.h"
+
+namespace fp4forge {
+
+// Activation-aware block scales: each block of 16 takes, among the candidates of `rule`
+// (nvfp4.h: Nvfp4ScaleCandidates), the code of least error weighted by the input's second moment,
+// sum_k m_k (x_k - q_k)^2 with m_k = sum over calibration rows of input_k^2 (the diagonal of X^T X):
+// what the layer's output error on the calibration set would be if the inputs were uncorrelated.
+// The amax code is tried first and replaced only by a strictly smaller error, so no block is worse
+// than the amax rule in this measure; with all m_k equal the pick is the unweighted rule's
+// (Nvfp4SelectScaleCode). rule: kAmax (then the weights change nothing), kMse, kMseExhaustive or
+// kFourOverSix. Expects validated input (Quantize's checks), cols % 16 == 0,
+// second_moments.size() == cols, group_amax >= max |x|.
+void QuantizeNvfp4Weighted(const ConstMatrixView& x, std::span<const double> second_moments, float group_amax,
+                           Nvfp4ScaleRule rule, int threads, QuantizedTensor& out);
+
+struct GptqOptions {
+  double damp = 0.01;     // H += damp · mean(diag H) · I before inverting (GPTQ's percdamp)
+  bool act_order = false;  // columns in order of decreasing H_kk (GPTQ's desc_act)
+  // The block-scale rule: applied to each 16-block's values as error feedback has left them, when
+  // the first of its columns is reached, so every column is quantized with its block's final scale.
+  Nvfp4ScaleRule rule = Nvfp4ScaleRule::kAmax;
+  int threads = 0;
+};
+
+// GPTQ (Frantar et al. 2022) on the NVFP4 grid, for a weight x [N, K] whose inputs have the Hessian
+// `hessian` = X^T X [K, K] (row-major, symmetric) over the calibration rows: columns are quantized one
+// at a time, each one's rounding error, scaled by the Cholesky factor of H^-1, fed back into the
+// columns not yet quantized. Rows are independent (each row's error only moves its own later
+// columns), so they run in parallel with identical results for every thread count. S comes from
+// `group_amax` as the amax rule's (a fused group's members share it). Columns whose input is always
+// zero (H_kk = 0) are quantized as zero, as GPTQ does. Throws Error(kInvalidData) when H stays not
+// positive definite after raising the damping 100-fold. Same input expectations as above.
+void QuantizeNvfp4Gptq(const ConstMatrixView& x, std::span<const float> hessian, float group_amax,
+                       const GptqOptions& options, QuantizedTensor& out);
+
+// The upper Cholesky factor U of H^-1 (H^-1 = U^T U), [K, K] row-major, of H + damp · mean(diag H) · I,
+// in double: what GPTQ's error feedback multiplies by. Throws Error(kInvalidData) when not positive definite.
+std::vector<double> GptqInverseFactor(std::span<const float> hessian, int64_t k, double damp);
+
+}  // namespace fp4forge
