@@ -15,11 +15,12 @@ import subprocess
 import tempfile
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-MODELS = {  # name: (checkpoint, held-out text)
-    "default (Llama, KJV)": ("models/default", "models/eval/kjv-test.txt"),
-    "second (Qwen3, fortunes)": ("models/second", "models/eval/fortunes-test.txt"),
+MODELS = {  # name: (checkpoint, held-out text, calibration text: the validation split, disjoint from it)
+    "default (Llama, KJV)": ("models/default", "models/eval/kjv-test.txt", "models/eval/kjv-calib.txt"),
+    "second (Qwen3, fortunes)": ("models/second", "models/eval/fortunes-test.txt", "models/eval/fortunes-calib.txt"),
 }
-# (label, fp4forge quantize arguments); None: the FP8 checkpoint written here.
+# (label, fp4forge quantize arguments, "{calib}" standing for the model's calibration text); None:
+# the FP8 checkpoint written here.
 VARIANTS = [
     ("NVFP4 W4A16, amax (ModelOpt's RTN)", ["--scale", "amax"]),
     ("NVFP4 W4A16, mse", ["--scale", "mse"]),
@@ -28,6 +29,14 @@ VARIANTS = [
     ("NVFP4 W4A16, amax, compressed-tensors", ["--format", "compressed-tensors"]),
     ("MXFP4 W4A16 (OCP scales)", ["--format", "compressed-tensors", "--scheme", "mxfp4"]),
     ("FP8 E4M3 per tensor", None),
+    ("NVFP4 W4A16, activation-aware mse", ["--calib", "{calib}", "--weight-only", "--scale", "mse"]),
+    ("NVFP4 W4A16, GPTQ (amax scales)", ["--calib", "{calib}", "--weight-only", "--method", "gptq"]),
+    ("NVFP4 W4A16, GPTQ (mse scales)", ["--calib", "{calib}", "--weight-only", "--method", "gptq", "--scale", "mse"]),
+    ("NVFP4 W4A16, GPTQ (mse scales, act-order)",
+     ["--calib", "{calib}", "--weight-only", "--method", "gptq", "--scale", "mse", "--act-order"]),
+    ("NVFP4 W4A4, amax (ModelOpt's max calibration + RTN)", ["--calib", "{calib}"]),
+    ("NVFP4 W4A4, activation-aware mse", ["--calib", "{calib}", "--scale", "mse"]),
+    ("NVFP4 W4A4, GPTQ (mse scales)", ["--calib", "{calib}", "--method", "gptq", "--scale", "mse"]),
 ]
 
 
@@ -65,8 +74,8 @@ def main():
     args = parser.parse_args()
     sections = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (model, text) in MODELS.items():
-            model, text = os.path.join(ROOT, model), os.path.join(ROOT, text)
+        for name, (model, text, calib) in MODELS.items():
+            model, text, calib = (os.path.join(ROOT, p) for p in (model, text, calib))
             base = evaluate(args.fp4forge, model, text, args.ctx)
             rows = [f"| BF16 (reference) | {base['ppl']:.3f} | | | | | |"]
             for label, quantize_args in VARIANTS:
@@ -74,6 +83,7 @@ def main():
                 if quantize_args is None:
                     write_fp8_checkpoint(model, out)
                 else:
+                    quantize_args = [calib if a == "{calib}" else a for a in quantize_args]
                     subprocess.run([args.fp4forge, "quantize", model, out, "--quiet", *quantize_args], check=True)
                 r = evaluate(args.fp4forge, out, text, args.ctx, ref=model)
                 share = (r["ppl"] - base["ppl"]) / base["ppl"] * 100
@@ -81,7 +91,8 @@ def main():
                             f"| {r['kld_p99']:.4f} | {100 * r['top1_agree']:.2f}% |")
                 print(rows[-1], flush=True)
             sections.append(f"**{name}**: `{os.path.relpath(model, ROOT)}` on `{os.path.relpath(text, ROOT)}`, "
-                            f"{base['tokens']} tokens scored in windows of {args.ctx}.\n\n"
+                            f"{base['tokens']} tokens scored in windows of {args.ctx}; calibrated rows on "
+                            f"`{os.path.relpath(calib, ROOT)}`.\n\n"
                             "| weights | PPL | PPL change | KLD mean | KLD median | KLD p99 | top-1 agreement |\n"
                             "|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
     table = "\n".join(sections)

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -39,6 +40,16 @@ struct Options {
   bool weight_only = false;  // with --calib: W4A16
 };
 
+// This process's peak resident memory so far (VmHWM of /proc/self/status: unlike getrusage's
+// ru_maxrss, it does not carry the high-water mark of the process that started this one); 0 if unknown.
+double PeakResidentMiB() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmHWM:")) return std::stod(line.substr(6)) / 1024.0;  // "VmHWM:   1234 kB"
+  }
+  return 0;
+}
+
 // Calibrates on the first `calib_tokens` tokens of the calibration text (BOS first) or ids, the
 // original model run a layer at a time: input amax for W4A4, and the weights for GPTQ or an
 // activation-aware rule.
@@ -71,12 +82,12 @@ Calibration Calibrate(const Options& o, const QuantizeCheckpointOptions& quantiz
   Calibration calibration = fp4forge::Calibrate(model, tokens, options);
   if (options.on_progress) fmt::print(stderr, "\n");
   if (!o.quiet) {
-    fmt::print("calibrated {} Linear inputs on {} tokens of {} (windows of {}){} in {:.1f} s\n",
+    fmt::print("calibrated {} Linear inputs on {} tokens of {} (windows of {}){} in {:.1f} s, peak memory {:.0f} MiB\n",
                calibration.input_amax.size(), tokens.size(), o.calib_ids.empty() ? o.calib : o.calib_ids,
                options.context,
                calibration.weights.empty() ? "" : fmt::format(", {} weights quantized by {} ({} scales)",
                                                               calibration.weights.size(), o.method, o.scale),
-               seconds());
+               seconds(), PeakResidentMiB());
   }
   return calibration;
 }
