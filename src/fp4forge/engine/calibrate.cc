@@ -6,6 +6,7 @@
 
 #include "fp4forge/base/error.h"
 #include "fp4forge/base/parallel.h"
+#include "fp4forge/io/hf_names.h"
 
 namespace fp4forge::engine {
 namespace {
@@ -39,6 +40,11 @@ std::map<std::string, InputStats> CalibrateInputs(Model& model, std::span<const 
   const int threads = model.pool().size();
   std::map<std::string, InputStats> stats;
   int64_t layer = 0;  // the one running
+  // Fused group -> (the member that accumulates its Hessian, the Hessian), for the layer at hand.
+  std::map<std::string, std::pair<std::string, std::shared_ptr<std::vector<float>>>> group_hessians;
+  auto group_hessian_owner = [&](const std::string& module) {
+    return group_hessians.at(FusedGroupKey(module + ".weight").value_or(module)).first == module;
+  };
   auto observe = [&](const Linear& linear, const float* x, int64_t rows) {
     const cpu::WeightEncoding e = linear.weight.encoding;
     if (e != cpu::WeightEncoding::kF32 && e != cpu::WeightEncoding::kBF16 && e != cpu::WeightEncoding::kF16) {
@@ -52,7 +58,14 @@ std::map<std::string, InputStats> CalibrateInputs(Model& model, std::span<const 
       s.layer = layer;
       if (options.second_moments) s.second_moments.assign(cols, 0.0);
     }
-    if (options.hessians && s.hessian.empty()) s.hessian.assign(cols * cols, 0.0f);
+    bool owner = false;  // of the Hessian: the group member that accumulates it
+    if (options.hessians && !s.hessian) {
+      const std::string group = FusedGroupKey(linear.module + ".weight").value_or(linear.module);
+      auto [shared, fresh] = group_hessians.try_emplace(group);
+      if (fresh) shared->second = {linear.module, std::make_shared<std::vector<float>>(cols * cols, 0.0f)};
+      s.hessian = shared->second.second;
+    }
+    if (options.hessians) owner = group_hessian_owner(linear.module);
     s.rows += rows;
     for (int64_t i = 0; i < rows * cols; ++i) {
       const float v = std::fabs(x[i]);
@@ -67,7 +80,7 @@ std::map<std::string, InputStats> CalibrateInputs(Model& model, std::span<const 
         for (int64_t k = 0; k < cols; ++k) s.second_moments[k] += double{x[r * cols + k]} * x[r * cols + k];
       }
     }
-    if (options.hessians) AccumulateHessian(x, rows, cols, s.hessian.data(), threads);
+    if (owner) AccumulateHessian(x, rows, cols, s.hessian->data(), threads);
   };
   model.Observe(observe, /*all_experts=*/true);
   struct Reset {  // the model observes nothing once calibration ends, by error or not
@@ -76,17 +89,18 @@ std::map<std::string, InputStats> CalibrateInputs(Model& model, std::span<const 
   } reset{model};
   // The layer's Hessians completed (lower triangle mirrored), handed over, then freed.
   auto finish_layer = [&] {
-    for (auto& [module, s] : stats) {
-      if (s.layer != layer || s.hessian.empty()) continue;
-      const int64_t k = s.linear->weight.cols;
+    for (auto& [group, owned] : group_hessians) {
+      std::vector<float>& h = *owned.second;
+      const int64_t k = stats.at(owned.first).linear->weight.cols;
       for (int64_t i = 0; i < k; ++i) {
-        for (int64_t j = 0; j < i; ++j) s.hessian[i * k + j] = s.hessian[j * k + i];
+        for (int64_t j = 0; j < i; ++j) h[i * k + j] = h[j * k + i];
       }
     }
     if (options.on_layer) options.on_layer(layer, stats);
     for (auto& [module, s] : stats) {
-      if (s.layer == layer) std::vector<float>().swap(s.hessian);
+      if (s.layer == layer) s.hessian.reset();
     }
+    group_hessians.clear();
   };
 
   const int64_t ctx = std::min(options.context, n), kv_dim = c.num_kv_heads * c.head_dim;

@@ -134,7 +134,7 @@ TEST(Calibrate, LayerByLayerSeesWhatTheForwardPassFeeds) {
         model, tokens,
         {.context = ctx, .second_moments = true, .hessians = true, .on_layer = [&](int64_t layer, const auto& all) {
            for (const auto& [module, s] : all) {
-             if (s.layer == layer) hessians[module] = s.hessian;
+             if (s.layer == layer) hessians[module] = *s.hessian;
            }
          }, .on_progress = {}});
     std::map<std::string, float> amax;

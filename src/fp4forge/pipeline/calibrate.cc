@@ -54,12 +54,15 @@ Calibration Calibrate(engine::Model& model, std::span<const int32_t> tokens, con
       const std::string group = FusedGroupKey(module + ".weight").value_or(module);
       group_amax[group] = std::max(group_amax[group], own_amax[module]);
     }
+    const GptqOptions gptq_options{.act_order = options.act_order, .rule = options.rule, .threads = threads};
+    std::map<const std::vector<float>*, GptqFactor> factors;  // one per Hessian: per fused group
     for (const auto& [module, s] : members) {
       const float amax = group_amax.at(FusedGroupKey(module + ".weight").value_or(module));
       auto q = std::make_shared<QuantizedTensor>();
       if (gptq) {
-        QuantizeNvfp4Gptq(WeightView(s->linear->weight), s->hessian, amax,
-                          {.act_order = options.act_order, .rule = options.rule, .threads = threads}, *q);
+        const std::vector<float>* h = s->hessian.get();
+        if (!factors.contains(h)) factors[h] = FactorGptqHessian(*h, s->linear->weight.cols, gptq_options);
+        QuantizeNvfp4Gptq(WeightView(s->linear->weight), factors.at(h), amax, gptq_options, *q);
       } else {
         QuantizeNvfp4Weighted(WeightView(s->linear->weight), s->second_moments, amax, options.rule, threads, *q);
       }

@@ -34,6 +34,19 @@ void PrepareOutput(QuantizedTensor& out, const ConstMatrixView& x, Nvfp4ScaleRul
   out.tensor_scales[0] = Nvfp4TensorScale(group_amax, rule);
 }
 
+// sum_p a[p] b[p] over eight interleaved partial sums: independent chains the CPU overlaps (a single
+// one waits on each add; the compiler may not reorder floating-point sums itself). The order, and
+// so the result, is fixed.
+double Dot(const double* a, const double* b, int64_t n) {
+  double sums[8] = {};
+  int64_t p = 0;
+  for (; p + 8 <= n; p += 8) {
+    for (int q = 0; q < 8; ++q) sums[q] += a[p + q] * b[p + q];
+  }
+  for (; p < n; ++p) sums[0] += a[p] * b[p];
+  return ((sums[0] + sums[1]) + (sums[2] + sums[3])) + ((sums[4] + sums[5]) + (sums[6] + sums[7]));
+}
+
 }  // namespace
 
 void QuantizeNvfp4Weighted(const ConstMatrixView& x, std::span<const double> second_moments, float group_amax,
@@ -74,86 +87,100 @@ void QuantizeNvfp4Weighted(const ConstMatrixView& x, std::span<const double> sec
   });
 }
 
-std::vector<double> GptqInverseFactor(std::span<const float> hessian, int64_t k, double damp) {
-  std::vector<double> a(hessian.begin(), hessian.end());
+std::vector<double> GptqInverseFactor(std::span<const float> hessian, int64_t k, double damp, int threads) {
+  // With P the order-reversing permutation: P H P = M M^T (M lower), so H = R R^T with R = P M P
+  // upper, and H^-1 = U^T U with U = R^-1 = P M^-1 P. One factorisation and one triangular inverse,
+  // each with contiguous inner products and independent rows or columns split over threads.
   double mean_diag = 0;
-  for (int64_t i = 0; i < k; ++i) mean_diag += a[i * k + i];
+  for (int64_t i = 0; i < k; ++i) mean_diag += hessian[i * k + i];
   mean_diag /= static_cast<double>(k);
-  for (int64_t i = 0; i < k; ++i) a[i * k + i] += damp * mean_diag;
-  // Lower Cholesky factor in place (a = L L^T), then L^-1, then H^-1 = L^-T L^-1, then its factor.
-  auto cholesky = [k](std::vector<double>& m) {
-    for (int64_t j = 0; j < k; ++j) {
-      double d = m[j * k + j];
-      for (int64_t p = 0; p < j; ++p) d -= m[j * k + p] * m[j * k + p];
-      if (!(d > 0)) {
-        Fail(ErrorCode::kInvalidData, "[gptq] the Hessian is not positive definite at column {} of {}", j, k);
-      }
-      d = std::sqrt(d);
-      m[j * k + j] = d;
-      for (int64_t i = j + 1; i < k; ++i) {
-        double v = m[i * k + j];
-        for (int64_t p = 0; p < j; ++p) v -= m[i * k + p] * m[j * k + p];
-        m[i * k + j] = v / d;
-      }
-      for (int64_t i = 0; i < j; ++i) m[i * k + j] = 0;  // the strict upper triangle: zero
+  std::vector<double> m(k * k, 0.0);  // P H P + damp, lower triangle, becoming M
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j <= i; ++j) m[i * k + j] = hessian[(k - 1 - i) * k + (k - 1 - j)];
+    m[i * k + i] += damp * mean_diag;
+  }
+  // Columns in panels of kPanel: the panel's own rows first, then every row below it, each row read
+  // once per panel (not once per column: the matrix does not fit in cache).
+  constexpr int64_t kPanel = 64;
+  const int workers = ResolveThreads(threads);
+  auto update_row = [&](int64_t i, int64_t first, int64_t last) {  // columns [first, last) of row i
+    double* mi = m.data() + i * k;
+    for (int64_t j = first; j < last && j < i; ++j) {
+      const double* mj = m.data() + j * k;
+      mi[j] = (mi[j] - Dot(mi, mj, j)) / mj[j];
+    }
+    if (i < last) {  // a diagonal entry
+      const double d = mi[i] - Dot(mi, mi, i);
+      if (!(d > 0)) Fail(ErrorCode::kInvalidData, "[gptq] the Hessian is not positive definite at column {} of {}", k - 1 - i, k);
+      mi[i] = std::sqrt(d);
     }
   };
-  cholesky(a);
-  std::vector<double> inv(k * k, 0.0);  // L^-1, lower triangular, by forward substitution
-  for (int64_t j = 0; j < k; ++j) {
-    inv[j * k + j] = 1.0 / a[j * k + j];
-    for (int64_t i = j + 1; i < k; ++i) {
-      double v = 0;
-      for (int64_t p = j; p < i; ++p) v -= a[i * k + p] * inv[p * k + j];
-      inv[i * k + j] = v / a[i * k + i];
-    }
+  for (int64_t first = 0; first < k; first += kPanel) {
+    const int64_t last = std::min(k, first + kPanel);
+    for (int64_t i = first; i < last; ++i) update_row(i, first, last);
+    ParallelFor(k - last, workers, [&](int64_t begin, int64_t end) {
+      for (int64_t i = last + begin; i < last + end; ++i) update_row(i, first, last);
+    });
   }
-  std::vector<double> hinv(k * k);  // L^-T L^-1: (i, j) = sum_p inv[p][i] inv[p][j], p >= max(i, j)
-  for (int64_t i = 0; i < k; ++i) {
-    for (int64_t j = 0; j <= i; ++j) {
-      double v = 0;
-      for (int64_t p = i; p < k; ++p) v += inv[p * k + i] * inv[p * k + j];
-      hinv[i * k + j] = hinv[j * k + i] = v;
+  // T = (M^-1)^T, upper: row j of T is column j of M^-1, by forward substitution. Columns are
+  // independent; a panel of them shares each row of M read.
+  std::vector<double> t(k * k, 0.0);
+  ParallelFor((k + kPanel - 1) / kPanel, workers, [&](int64_t begin, int64_t end) {
+    for (int64_t first = begin * kPanel; first < std::min(k, end * kPanel); first += kPanel) {
+      const int64_t last = std::min(k, first + kPanel);
+      for (int64_t j = first; j < last; ++j) t[j * k + j] = 1.0 / m[j * k + j];
+      for (int64_t i = first + 1; i < k; ++i) {
+        const double* mi = m.data() + i * k;
+        for (int64_t j = first; j < last && j < i; ++j) {
+          double* tj = t.data() + j * k;
+          tj[i] = -Dot(mi + j, tj + j, i - j) / mi[i];
+        }
+      }
     }
-  }
-  cholesky(hinv);  // H^-1 = M M^T; U = M^T
-  std::vector<double> u(k * k);
+  });
+  std::vector<double> u(k * k, 0.0);  // U[i][j] = M^-1[k-1-i][k-1-j] = T[k-1-j][k-1-i]
   for (int64_t i = 0; i < k; ++i) {
-    for (int64_t j = 0; j < k; ++j) u[i * k + j] = hinv[j * k + i];
+    for (int64_t j = i; j < k; ++j) u[i * k + j] = t[(k - 1 - j) * k + (k - 1 - i)];
   }
   return u;
 }
 
-void QuantizeNvfp4Gptq(const ConstMatrixView& x, std::span<const float> hessian, float group_amax,
-                       const GptqOptions& options, QuantizedTensor& out) {
-  const int64_t k = x.cols, blocks = k / kNvfp4BlockSize;
-  PrepareOutput(out, x, options.rule, group_amax);
-  const float s = out.tensor_scales[0];
-  // Column order: as stored, or by decreasing H_kk; dead columns (H_kk = 0) get H_kk = 1 and a zero
-  // weight, so they add no error to the others.
-  std::vector<int64_t> order(k);
-  std::iota(order.begin(), order.end(), 0);
+GptqFactor FactorGptqHessian(std::span<const float> hessian, int64_t k, const GptqOptions& options) {
+  GptqFactor f;
+  f.order.resize(k);
+  std::iota(f.order.begin(), f.order.end(), 0);
   if (options.act_order) {
-    std::stable_sort(order.begin(), order.end(),
+    std::stable_sort(f.order.begin(), f.order.end(),
                      [&](int64_t a, int64_t b) { return hessian[a * k + a] > hessian[b * k + b]; });
   }
   std::vector<float> h(k * k);  // H in processing order
-  std::vector<bool> dead(k);
+  f.dead.resize(k);
   for (int64_t i = 0; i < k; ++i) {
-    dead[i] = hessian[order[i] * k + order[i]] == 0.0f;
-    for (int64_t j = 0; j < k; ++j) h[i * k + j] = hessian[order[i] * k + order[j]];
-    if (dead[i]) h[i * k + i] = 1.0f;
+    f.dead[i] = hessian[f.order[i] * k + f.order[i]] == 0.0f;
+    for (int64_t j = 0; j < k; ++j) h[i * k + j] = hessian[f.order[i] * k + f.order[j]];
+    if (f.dead[i]) h[i * k + i] = 1.0f;
   }
   std::vector<double> u;
   for (double damp = options.damp;; damp *= 10) {
     try {
-      u = GptqInverseFactor(h, k, damp);
+      u = GptqInverseFactor(h, k, damp, options.threads);
       break;
     } catch (const Error&) {
       if (damp >= options.damp * 100) throw;
     }
   }
-  std::vector<float> uf(u.begin(), u.end());
+  f.u.assign(u.begin(), u.end());
+  return f;
+}
+
+void QuantizeNvfp4Gptq(const ConstMatrixView& x, const GptqFactor& factor, float group_amax, const GptqOptions& options,
+                       QuantizedTensor& out) {
+  const int64_t k = x.cols, blocks = k / kNvfp4BlockSize;
+  PrepareOutput(out, x, options.rule, group_amax);
+  const float s = out.tensor_scales[0];
+  const std::vector<int64_t>& order = factor.order;
+  const std::vector<bool>& dead = factor.dead;
+  const std::vector<float>& uf = factor.u;
   std::vector<int64_t> position(k);  // of each stored column in processing order
   for (int64_t i = 0; i < k; ++i) position[order[i]] = i;
   // Rows in tiles, so that each row of U read from memory serves the whole tile.

@@ -33,19 +33,31 @@ struct GptqOptions {
   int threads = 0;
 };
 
-// GPTQ (Frantar et al. 2022) on the NVFP4 grid, for a weight x [N, K] whose inputs have the Hessian
-// `hessian` = X^T X [K, K] (row-major, symmetric) over the calibration rows: columns are quantized one
-// at a time, each one's rounding error, scaled by the Cholesky factor of H^-1, fed back into the
+// What GPTQ needs of a Hessian H = X^T X [K, K] (row-major, symmetric) over the calibration rows,
+// computed once for all the weights that share the input (a fused group): the column order (as
+// stored, or by decreasing H_kk with act_order), which columns are dead (H_kk = 0: their input is
+// always zero; quantized as zero, as GPTQ does), and U, the upper Cholesky factor of H^-1 in that
+// order (float). Throws Error(kInvalidData) when H stays not positive definite after raising the
+// damping 100-fold.
+struct GptqFactor {
+  std::vector<int64_t> order;  // processing position -> stored column
+  std::vector<bool> dead;      // by processing position
+  std::vector<float> u;        // [K, K]
+};
+GptqFactor FactorGptqHessian(std::span<const float> hessian, int64_t k, const GptqOptions& options);
+
+// GPTQ (Frantar et al. 2022) on the NVFP4 grid for a weight x [N, K] whose inputs `factor` describes:
+// columns are quantized one at a time, each one's rounding error, scaled by U, fed back into the
 // columns not yet quantized. Rows are independent (each row's error only moves its own later
 // columns), so they run in parallel with identical results for every thread count. S comes from
-// `group_amax` as the amax rule's (a fused group's members share it). Columns whose input is always
-// zero (H_kk = 0) are quantized as zero, as GPTQ does. Throws Error(kInvalidData) when H stays not
-// positive definite after raising the damping 100-fold. Same input expectations as above.
-void QuantizeNvfp4Gptq(const ConstMatrixView& x, std::span<const float> hessian, float group_amax,
-                       const GptqOptions& options, QuantizedTensor& out);
+// `group_amax` as the amax rule's (a fused group's members share it). Same input expectations as
+// QuantizeNvfp4Weighted.
+void QuantizeNvfp4Gptq(const ConstMatrixView& x, const GptqFactor& factor, float group_amax, const GptqOptions& options,
+                       QuantizedTensor& out);
 
 // The upper Cholesky factor U of H^-1 (H^-1 = U^T U), [K, K] row-major, of H + damp · mean(diag H) · I,
-// in double: what GPTQ's error feedback multiplies by. Throws Error(kInvalidData) when not positive definite.
-std::vector<double> GptqInverseFactor(std::span<const float> hessian, int64_t k, double damp);
+// in double: what GPTQ's error feedback multiplies by; the same for every thread count. Throws
+// Error(kInvalidData) when not positive definite.
+std::vector<double> GptqInverseFactor(std::span<const float> hessian, int64_t k, double damp, int threads = 0);
 
 }  // namespace fp4forge

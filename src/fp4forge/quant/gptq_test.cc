@@ -74,7 +74,8 @@ double OutputError(const std::vector<float>& x, int64_t n, const std::vector<flo
 TEST(Gptq, InverseFactorInvertsTheDampedHessian) {
   const int64_t n = 200, k = 48;
   const std::vector<float> h = Hessian(CorrelatedInputs(n, k), n, k);
-  const std::vector<double> u = GptqInverseFactor(h, k, 0.01);
+  const std::vector<double> u = GptqInverseFactor(h, k, 0.01, 2);
+  EXPECT_EQ(u, GptqInverseFactor(h, k, 0.01, 1));
   double mean = 0;
   for (int64_t i = 0; i < k; ++i) mean += h[i * k + i] / k;
   double worst = 0;  // (U^T U)(H + damp) = I
@@ -105,7 +106,8 @@ TEST(Gptq, DiagonalHessianGivesTheRulesOwnBytes) {
   for (Nvfp4ScaleRule rule : {Nvfp4ScaleRule::kAmax, Nvfp4ScaleRule::kMse}) {
     for (bool act_order : {false, true}) {
       QuantizedTensor q;
-      QuantizeNvfp4Gptq(View(w, rows, k), h, Amax(w), {.act_order = act_order, .rule = rule, .threads = 2}, q);
+      const GptqOptions options{.act_order = act_order, .rule = rule, .threads = 2};
+      QuantizeNvfp4Gptq(View(w, rows, k), FactorGptqHessian(h, k, options), Amax(w), options, q);
       const QuantizedTensor ref = QuantizeRef(Nvfp4Spec{rule}, View(w, rows, k));
       EXPECT_EQ(q.codes, ref.codes) << Nvfp4ScaleRuleName(rule);
       EXPECT_EQ(q.block_scales, ref.block_scales) << Nvfp4ScaleRuleName(rule);
@@ -121,7 +123,8 @@ TEST(Gptq, LowersTheOutputErrorOnCorrelatedInputs) {
   const double rtn = OutputError(x, n, w, QuantizeRef(Nvfp4Spec{}, View(w, rows, k)));
   for (bool act_order : {false, true}) {
     QuantizedTensor q;
-    QuantizeNvfp4Gptq(View(w, rows, k), h, Amax(w), {.act_order = act_order}, q);
+    const GptqOptions options{.act_order = act_order};
+    QuantizeNvfp4Gptq(View(w, rows, k), FactorGptqHessian(h, k, options), Amax(w), options, q);
     const double gptq = OutputError(x, n, w, q);
     std::printf("act_order %d: output error GPTQ / RTN = %.3f\n", act_order, gptq / rtn);
     // GPTQ's published 4-bit results cut the layer error by a third or more on real activations.
@@ -134,8 +137,9 @@ TEST(Gptq, ResultDoesNotDependOnThreads) {
   const std::vector<float> x = CorrelatedInputs(n, k), w = Gaussian(rows * k, 6);
   const std::vector<float> h = Hessian(x, n, k);
   QuantizedTensor one, three;
-  QuantizeNvfp4Gptq(View(w, rows, k), h, Amax(w), {.threads = 1}, one);
-  QuantizeNvfp4Gptq(View(w, rows, k), h, Amax(w), {.threads = 3}, three);
+  const GptqOptions single{.threads = 1}, multi{.threads = 3};
+  QuantizeNvfp4Gptq(View(w, rows, k), FactorGptqHessian(h, k, single), Amax(w), single, one);
+  QuantizeNvfp4Gptq(View(w, rows, k), FactorGptqHessian(h, k, multi), Amax(w), multi, three);
   EXPECT_EQ(one.codes, three.codes);
   EXPECT_EQ(one.block_scales, three.block_scales);
 }
@@ -146,7 +150,7 @@ TEST(Gptq, DeadColumnsAreZero) {
   for (int64_t r = 0; r < n; ++r) x[r * k + 5] = 0.0f;  // input 5 never fires
   const std::vector<float> w = Gaussian(rows * k, 8);
   QuantizedTensor q;
-  QuantizeNvfp4Gptq(View(w, rows, k), Hessian(x, n, k), Amax(w), {}, q);
+  QuantizeNvfp4Gptq(View(w, rows, k), FactorGptqHessian(Hessian(x, n, k), k, {}), Amax(w), {}, q);
   const std::vector<float> d = DequantizeRef(q);
   for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(d[r * k + 5], 0.0f);
 }
