@@ -34,6 +34,7 @@ VARIANTS = [
     ("NVFP4 W4A16, GPTQ (mse scales)", ["--calib", "{calib}", "--weight-only", "--method", "gptq", "--scale", "mse"]),
     ("NVFP4 W4A16, GPTQ (mse scales, act-order)",
      ["--calib", "{calib}", "--weight-only", "--method", "gptq", "--scale", "mse", "--act-order"]),
+    ("MXFP4 W4A16, GPTQ", ["--format", "compressed-tensors", "--scheme", "mxfp4", "--calib", "{calib}", "--method", "gptq"]),
     ("NVFP4 W4A4, amax (ModelOpt's max calibration + RTN)", ["--calib", "{calib}"]),
     ("NVFP4 W4A4, activation-aware mse", ["--calib", "{calib}", "--scale", "mse"]),
     ("NVFP4 W4A4, GPTQ (mse scales)", ["--calib", "{calib}", "--method", "gptq", "--scale", "mse"]),

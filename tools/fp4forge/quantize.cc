@@ -69,7 +69,8 @@ Calibration Calibrate(const Options& o, const QuantizeCheckpointOptions& quantiz
   CalibrateOptions options;
   options.context = std::min<int64_t>(o.calib_ctx, model.config().max_positions);
   options.method = ParseQuantMethod(o.method);
-  options.rule = quantize.rule;
+  options.spec = quantize.scheme == CheckpointScheme::kMxfp4 ? QuantSpec{Mxfp4Spec{Mxfp4ScaleRule::kCompressedTensors}}
+                                                            : QuantSpec{Nvfp4Spec{quantize.rule}};
   options.act_order = o.act_order;
   options.selection = quantize.selection;
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
@@ -110,12 +111,9 @@ void Run(const Options& o) {
          "inputs: add --calib FILE");
   }
   if (calibrated) {
-    if (options.scheme != CheckpointScheme::kNvfp4) {
-      Fail(ErrorCode::kInvalidArgument, "[--calib] calibration is NVFP4's (activation scales, GPTQ, activation-aware "
-           "scales); drop --calib or use --scheme nvfp4");
-    }
     Calibration calibration = Calibrate(o, options);
-    if (!o.weight_only) options.input_amax = std::move(calibration.input_amax);
+    // MXFP4 activations carry no global scale: its checkpoints stay weight-only.
+    if (!o.weight_only && options.scheme == CheckpointScheme::kNvfp4) options.input_amax = std::move(calibration.input_amax);
     options.prequantized = std::move(calibration.weights);
   }
   const auto start = std::chrono::steady_clock::now();
@@ -136,7 +134,8 @@ void Run(const Options& o) {
   for (const std::string& w : r.warnings) fmt::print(stderr, "fp4forge: warning: {}\n", w);
   if (!o.quiet) {
     const double s = seconds();
-    const std::string what = options.scheme == CheckpointScheme::kMxfp4 ? "MXFP4 (W4A16, compressed-tensors)"
+    const std::string what = options.scheme == CheckpointScheme::kMxfp4
+                                 ? fmt::format("MXFP4 (W4A16, compressed-tensors{})", calibrated ? ", gptq" : "")
                              : fmt::format("NVFP4 ({}, {}, {} with scale rule {}{})",
                                            options.input_amax.empty() ? "W4A16" : "W4A4", o.format, o.method, o.scale,
                                            calibrated && o.method == "rtn" && o.scale != "amax" ? ", activation-aware" : "");

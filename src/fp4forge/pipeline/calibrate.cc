@@ -26,12 +26,18 @@ ConstMatrixView WeightView(const cpu::WeightMatrix& w) {
 }  // namespace
 
 Calibration Calibrate(engine::Model& model, std::span<const int32_t> tokens, const CalibrateOptions& options) {
-  if (options.rule == Nvfp4ScaleRule::kSearch) {
+  const auto* nvfp4 = std::get_if<Nvfp4Spec>(&options.spec);
+  const bool gptq = options.method == QuantMethod::kGptq;
+  if (nvfp4 && nvfp4->rule == Nvfp4ScaleRule::kSearch) {
     Fail(ErrorCode::kInvalidArgument, "[--calib] --scale search has no calibrated form; use mse or mse-exhaustive, "
          "whose block scales then weigh each input channel by its calibration second moment");
   }
-  const bool gptq = options.method == QuantMethod::kGptq;
-  const bool weighted = !gptq && options.rule != Nvfp4ScaleRule::kAmax;
+  if (!nvfp4 && !gptq) {
+    Fail(ErrorCode::kInvalidArgument, "[--calib] MXFP4 has no activation scales; calibration serves it through GPTQ "
+         "only: add --method gptq");
+  }
+  const bool weighted = !gptq && nvfp4->rule != Nvfp4ScaleRule::kAmax;
+  const int block = Traits(options.spec).block_size;
   const int threads = model.pool().size();
   Calibration result;
   engine::CalibrationOptions calibration;
@@ -45,7 +51,7 @@ Calibration Calibrate(engine::Model& model, std::span<const int32_t> tokens, con
     std::map<std::string, const engine::InputStats*> members;
     std::map<std::string, float> own_amax, group_amax;
     for (const auto& [module, s] : stats) {
-      if (s.layer != layer || s.linear->weight.cols % kNvfp4BlockSize != 0 ||
+      if (s.layer != layer || s.linear->weight.cols % block != 0 ||
           ClassifyTensor(module + ".weight", 2, options.selection) != LinearVerdict::kQuantize) {
         continue;
       }
@@ -54,7 +60,7 @@ Calibration Calibrate(engine::Model& model, std::span<const int32_t> tokens, con
       const std::string group = FusedGroupKey(module + ".weight").value_or(module);
       group_amax[group] = std::max(group_amax[group], own_amax[module]);
     }
-    const GptqOptions gptq_options{.act_order = options.act_order, .rule = options.rule, .threads = threads};
+    const GptqOptions gptq_options{.act_order = options.act_order, .threads = threads};
     std::map<const std::vector<float>*, GptqFactor> factors;  // one per Hessian: per fused group
     for (const auto& [module, s] : members) {
       const float amax = group_amax.at(FusedGroupKey(module + ".weight").value_or(module));
@@ -62,9 +68,9 @@ Calibration Calibrate(engine::Model& model, std::span<const int32_t> tokens, con
       if (gptq) {
         const std::vector<float>* h = s->hessian.get();
         if (!factors.contains(h)) factors[h] = FactorGptqHessian(*h, s->linear->weight.cols, gptq_options);
-        QuantizeNvfp4Gptq(WeightView(s->linear->weight), factors.at(h), amax, gptq_options, *q);
+        QuantizeGptq(options.spec, WeightView(s->linear->weight), factors.at(h), amax, gptq_options, *q);
       } else {
-        QuantizeNvfp4Weighted(WeightView(s->linear->weight), s->second_moments, amax, options.rule, threads, *q);
+        QuantizeNvfp4Weighted(WeightView(s->linear->weight), s->second_moments, amax, nvfp4->rule, threads, *q);
       }
       result.weights[module] = std::move(q);
     }

@@ -8,6 +8,8 @@
 #include "fp4forge/base/parallel.h"
 #include "fp4forge/codec/e2m1.h"
 #include "fp4forge/codec/e4m3.h"
+#include "fp4forge/codec/ue8m0.h"
+#include "fp4forge/format/mxfp4.h"
 #include "fp4forge/format/nvfp4.h"
 
 namespace fp4forge {
@@ -173,11 +175,28 @@ GptqFactor FactorGptqHessian(std::span<const float> hessian, int64_t k, const Gp
   return f;
 }
 
-void QuantizeNvfp4Gptq(const ConstMatrixView& x, const GptqFactor& factor, float group_amax, const GptqOptions& options,
-                       QuantizedTensor& out) {
-  const int64_t k = x.cols, blocks = k / kNvfp4BlockSize;
-  PrepareOutput(out, x, options.rule, group_amax);
-  const float s = out.tensor_scales[0];
+void QuantizeGptq(const QuantSpec& spec, const ConstMatrixView& x, const GptqFactor& factor, float group_amax,
+                  const GptqOptions& options, QuantizedTensor& out) {
+  const auto* nvfp4 = std::get_if<Nvfp4Spec>(&spec);
+  const auto* mxfp4 = std::get_if<Mxfp4Spec>(&spec);
+  if (!nvfp4 && !mxfp4) Fail(ErrorCode::kUnsupported, "[gptq] got {}, expected NVFP4 or MXFP4", Traits(spec).format);
+  const int block = nvfp4 ? kNvfp4BlockSize : kMxfp4BlockSize;
+  const int64_t k = x.cols, blocks = k / block;
+  float s = 1.0f;  // NVFP4's S
+  if (nvfp4) {
+    PrepareOutput(out, x, nvfp4->rule, group_amax);
+    s = out.tensor_scales[0];
+  } else {
+    ResizeQuantized(out, spec, x.rows, x.cols);
+  }
+  // A block's scale code from its values, and the divisor of a code.
+  auto select = [&](const float* values) {
+    if (nvfp4) return Nvfp4SelectScaleCode(values, nvfp4->rule, s);
+    float amax = 0.0f;
+    for (int j = 0; j < block; ++j) amax = std::max(amax, std::fabs(values[j]));
+    return Mxfp4ScaleCode(amax, mxfp4->rule);
+  };
+  auto divisor = [&](uint8_t code) { return nvfp4 ? Nvfp4Divisor(code, s, Nvfp4Producer::kModelOpt) : DecodeUE8M0(code); };
   const std::vector<int64_t>& order = factor.order;
   const std::vector<bool>& dead = factor.dead;
   const std::vector<float>& uf = factor.u;
@@ -197,15 +216,15 @@ void QuantizeNvfp4Gptq(const ConstMatrixView& x, const GptqFactor& factor, float
       std::vector<bool> fixed(blocks);
       float err[kTile];
       for (int64_t i = 0; i < k; ++i) {
-        const int64_t col = order[i], b = col / kNvfp4BlockSize;
+        const int64_t col = order[i], b = col / block;
         for (int64_t t = 0; t < rows; ++t) {
           float* wt = w.data() + t * k;
           if (!fixed[b]) {  // the block's scale, from its values as they stand now
-            float values[kNvfp4BlockSize];
-            for (int j = 0; j < kNvfp4BlockSize; ++j) values[j] = wt[position[b * kNvfp4BlockSize + j]];
-            scale[t * blocks + b] = Nvfp4SelectScaleCode(values, options.rule, s);
+            float values[kMxfp4BlockSize];
+            for (int j = 0; j < block; ++j) values[j] = wt[position[b * block + j]];
+            scale[t * blocks + b] = select(values);
           }
-          const Rounded q = RoundToGrid(wt[i], Nvfp4Divisor(scale[t * blocks + b], s, Nvfp4Producer::kModelOpt));
+          const Rounded q = RoundToGrid(wt[i], divisor(scale[t * blocks + b]));
           codes[t * k + col] = q.code;
           err[t] = (wt[i] - q.value) / uf[i * k + i];
         }

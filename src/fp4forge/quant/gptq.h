@@ -1,6 +1,7 @@
-// Calibrated NVFP4 quantizers: block scales weighted by the calibration inputs' second moments
-// (activation-aware), and GPTQ on the NVFP4 grid. Both write standard NVFP4 bytes (ModelOpt's
-// arithmetic: x ~= e2m1 · fl(e4m3(scale) · S), S = group amax / 2688) that every runtime loads.
+// Calibrated quantizers: NVFP4 block scales weighted by the calibration inputs' second moments
+// (activation-aware), and GPTQ on the NVFP4 or MXFP4 grid. Both write standard bytes (NVFP4 in
+// ModelOpt's arithmetic: x ~= e2m1 · fl(e4m3(scale) · S), S = group amax / 2688) that every runtime
+// loads.
 #pragma once
 
 #include <cstdint>
@@ -27,9 +28,6 @@ void QuantizeNvfp4Weighted(const ConstMatrixView& x, std::span<const double> sec
 struct GptqOptions {
   double damp = 0.01;     // H += damp · mean(diag H) · I before inverting (GPTQ's percdamp)
   bool act_order = false;  // columns in order of decreasing H_kk (GPTQ's desc_act)
-  // The block-scale rule: applied to each 16-block's values as error feedback has left them, when
-  // the first of its columns is reached, so every column is quantized with its block's final scale.
-  Nvfp4ScaleRule rule = Nvfp4ScaleRule::kAmax;
   int threads = 0;
 };
 
@@ -46,14 +44,17 @@ struct GptqFactor {
 };
 GptqFactor FactorGptqHessian(std::span<const float> hessian, int64_t k, const GptqOptions& options);
 
-// GPTQ (Frantar et al. 2022) on the NVFP4 grid for a weight x [N, K] whose inputs `factor` describes:
-// columns are quantized one at a time, each one's rounding error, scaled by U, fed back into the
-// columns not yet quantized. Rows are independent (each row's error only moves its own later
-// columns), so they run in parallel with identical results for every thread count. S comes from
-// `group_amax` as the amax rule's (a fused group's members share it). Same input expectations as
-// QuantizeNvfp4Weighted.
-void QuantizeNvfp4Gptq(const ConstMatrixView& x, const GptqFactor& factor, float group_amax, const GptqOptions& options,
-                       QuantizedTensor& out);
+// GPTQ (Frantar et al. 2022) on the grid of a block format, NVFP4 or MXFP4, for a weight x [N, K]
+// whose inputs `factor` describes: columns are quantized one at a time, each one's rounding error,
+// scaled by U, fed back into the columns not yet quantized. Each block's scale follows the spec's
+// rule applied to the block's values as error feedback has left them when GPTQ reaches the first of
+// its columns, so every column is quantized with its block's final scale. NVFP4: ModelOpt's
+// arithmetic, S from `group_amax` (a fused group's members share it); MXFP4: no tensor scale
+// (group_amax unused). Rows are independent (each row's error only moves its own later columns), so
+// they run in parallel with identical results for every thread count. Throws Error(kUnsupported)
+// for other formats; expects validated input, cols a multiple of the block size.
+void QuantizeGptq(const QuantSpec& spec, const ConstMatrixView& x, const GptqFactor& factor, float group_amax,
+                  const GptqOptions& options, QuantizedTensor& out);
 
 // The upper Cholesky factor U of H^-1 (H^-1 = U^T U), [K, K] row-major, of H + damp · mean(diag H) · I,
 // in double: what GPTQ's error feedback multiplies by; the same for every thread count. Throws

@@ -106,8 +106,8 @@ TEST(Gptq, DiagonalHessianGivesTheRulesOwnBytes) {
   for (Nvfp4ScaleRule rule : {Nvfp4ScaleRule::kAmax, Nvfp4ScaleRule::kMse}) {
     for (bool act_order : {false, true}) {
       QuantizedTensor q;
-      const GptqOptions options{.act_order = act_order, .rule = rule, .threads = 2};
-      QuantizeNvfp4Gptq(View(w, rows, k), FactorGptqHessian(h, k, options), Amax(w), options, q);
+      const GptqOptions options{.act_order = act_order, .threads = 2};
+      QuantizeGptq(Nvfp4Spec{rule}, View(w, rows, k), FactorGptqHessian(h, k, options), Amax(w), options, q);
       const QuantizedTensor ref = QuantizeRef(Nvfp4Spec{rule}, View(w, rows, k));
       EXPECT_EQ(q.codes, ref.codes) << Nvfp4ScaleRuleName(rule);
       EXPECT_EQ(q.block_scales, ref.block_scales) << Nvfp4ScaleRuleName(rule);
@@ -124,12 +124,33 @@ TEST(Gptq, LowersTheOutputErrorOnCorrelatedInputs) {
   for (bool act_order : {false, true}) {
     QuantizedTensor q;
     const GptqOptions options{.act_order = act_order};
-    QuantizeNvfp4Gptq(View(w, rows, k), FactorGptqHessian(h, k, options), Amax(w), options, q);
+    QuantizeGptq(Nvfp4Spec{}, View(w, rows, k), FactorGptqHessian(h, k, options), Amax(w), options, q);
     const double gptq = OutputError(x, n, w, q);
     std::printf("act_order %d: output error GPTQ / RTN = %.3f\n", act_order, gptq / rtn);
     // GPTQ's published 4-bit results cut the layer error by a third or more on real activations.
     EXPECT_LT(gptq, 0.8 * rtn) << "act_order " << act_order;
   }
+}
+
+TEST(Gptq, Mxfp4DiagonalHessianIsRoundToNearestAndCorrelatedInputsGain) {
+  const int64_t n = 512, k = 64, rows = 32;
+  const std::vector<float> w = Gaussian(rows * k, 13);
+  std::vector<float> diagonal(k * k, 0.0f);
+  for (int64_t i = 0; i < k; ++i) diagonal[i * k + i] = 1.0f;
+  for (Mxfp4ScaleRule rule : {Mxfp4ScaleRule::kOcp, Mxfp4ScaleRule::kCompressedTensors}) {
+    QuantizedTensor q;
+    QuantizeGptq(Mxfp4Spec{rule}, View(w, rows, k), FactorGptqHessian(diagonal, k, {}), 0.0f, {}, q);
+    const QuantizedTensor ref = QuantizeRef(Mxfp4Spec{rule}, View(w, rows, k));
+    EXPECT_EQ(q.codes, ref.codes) << Mxfp4ScaleRuleName(rule);
+    EXPECT_EQ(q.block_scales, ref.block_scales) << Mxfp4ScaleRuleName(rule);
+  }
+  const std::vector<float> x = CorrelatedInputs(n, k);
+  QuantizedTensor q;
+  QuantizeGptq(Mxfp4Spec{Mxfp4ScaleRule::kCompressedTensors}, View(w, rows, k), FactorGptqHessian(Hessian(x, n, k), k, {}),
+               0.0f, {}, q);
+  const double rtn = OutputError(x, n, w, QuantizeRef(Mxfp4Spec{Mxfp4ScaleRule::kCompressedTensors}, View(w, rows, k)));
+  std::printf("MXFP4: output error GPTQ / RTN = %.3f\n", OutputError(x, n, w, q) / rtn);
+  EXPECT_LT(OutputError(x, n, w, q), 0.8 * rtn);
 }
 
 TEST(Gptq, ResultDoesNotDependOnThreads) {
@@ -138,8 +159,8 @@ TEST(Gptq, ResultDoesNotDependOnThreads) {
   const std::vector<float> h = Hessian(x, n, k);
   QuantizedTensor one, three;
   const GptqOptions single{.threads = 1}, multi{.threads = 3};
-  QuantizeNvfp4Gptq(View(w, rows, k), FactorGptqHessian(h, k, single), Amax(w), single, one);
-  QuantizeNvfp4Gptq(View(w, rows, k), FactorGptqHessian(h, k, multi), Amax(w), multi, three);
+  QuantizeGptq(Nvfp4Spec{}, View(w, rows, k), FactorGptqHessian(h, k, single), Amax(w), single, one);
+  QuantizeGptq(Nvfp4Spec{}, View(w, rows, k), FactorGptqHessian(h, k, multi), Amax(w), multi, three);
   EXPECT_EQ(one.codes, three.codes);
   EXPECT_EQ(one.block_scales, three.block_scales);
 }
@@ -150,7 +171,7 @@ TEST(Gptq, DeadColumnsAreZero) {
   for (int64_t r = 0; r < n; ++r) x[r * k + 5] = 0.0f;  // input 5 never fires
   const std::vector<float> w = Gaussian(rows * k, 8);
   QuantizedTensor q;
-  QuantizeNvfp4Gptq(View(w, rows, k), FactorGptqHessian(Hessian(x, n, k), k, {}), Amax(w), {}, q);
+  QuantizeGptq(Nvfp4Spec{}, View(w, rows, k), FactorGptqHessian(Hessian(x, n, k), k, {}), Amax(w), {}, q);
   const std::vector<float> d = DequantizeRef(q);
   for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(d[r * k + 5], 0.0f);
 }
