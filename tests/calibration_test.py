@@ -317,6 +317,11 @@ with tempfile.TemporaryDirectory() as tmp:
                    "--calib", CALIB)
     check("quantize --calib refuses MXFP4 without GPTQ (exit 2: it has no activation scales, says to add --method gptq)",
           run.returncode == 2 and "--method gptq" in run.stderr, run.stderr.strip())
+    run = fp4forge("quantize", os.path.join(ROOT, "tests", "fixtures", "gpt_oss"), os.path.join(tmp, "oss"), "--calib-ids",
+                   ids_file)
+    check("quantize --calib of a model the engine does not run (gpt-oss): exit 1, names model_type and the way out",
+          run.returncode == 1 and "gpt_oss" in run.stderr and "without --calib" in run.stderr
+          and not os.path.exists(os.path.join(tmp, "oss")), run.stderr.strip())
     run = fp4forge("quantize", DEFAULT, os.path.join(tmp, "g"), "--method", "gptq")
     check("quantize --method gptq without --calib: exit 2, says to add it", run.returncode == 2 and "--calib" in run.stderr,
           run.stderr.strip())

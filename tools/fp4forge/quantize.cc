@@ -6,6 +6,7 @@
 #include <fstream>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -55,7 +56,15 @@ double PeakResidentMiB() {
 // activation-aware rule.
 Calibration Calibrate(const Options& o, const QuantizeCheckpointOptions& quantize) {
   const auto start = std::chrono::steady_clock::now();
-  engine::Model model(o.in_dir, o.threads);
+  std::unique_ptr<engine::Model> loaded;
+  try {
+    loaded = std::make_unique<engine::Model>(o.in_dir, o.threads);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kUnsupported) throw;
+    Fail(ErrorCode::kUnsupported, "{}; --calib runs the model in fp4forge's engine, which does not run this one: "
+         "quantize it without --calib (weight-only, round to nearest)", e.what());
+  }
+  engine::Model& model = *loaded;
   std::vector<int32_t> tokens;
   if (!o.calib_ids.empty()) {
     tokens = ReadTokenIds(o.calib_ids);
