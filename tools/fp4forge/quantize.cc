@@ -92,12 +92,14 @@ Calibration Calibrate(const Options& o, const QuantizeCheckpointOptions& quantiz
   Calibration calibration = fp4forge::Calibrate(model, tokens, options);
   if (options.on_progress) fmt::print(stderr, "\n");
   if (!o.quiet) {
-    fmt::print("calibrated {} Linear inputs on {} tokens of {} (windows of {}){} in {:.1f} s, peak memory {:.0f} MiB\n",
+    const int64_t layers = model.config().num_layers;
+    fmt::print("calibrated {} Linear inputs on {} tokens of {} (windows of {}){} in {:.1f} s ({:.2f} s per layer), "
+               "peak memory {:.0f} MiB\n",
                calibration.input_amax.size(), tokens.size(), o.calib_ids.empty() ? o.calib : o.calib_ids,
                options.context,
                calibration.weights.empty() ? "" : fmt::format(", {} weights quantized by {} ({} scales)",
                                                               calibration.weights.size(), o.method, o.scale),
-               seconds(), PeakResidentMiB());
+               seconds(), seconds() / std::max<int64_t>(layers, 1), PeakResidentMiB());
   }
   return calibration;
 }
