@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 
-from harness import ROOT, check, finish, load_dir, perplexity, require
+from harness import ROOT, check, finish, load_dir, require
 
 torch, transformers, safetensors_torch, modelopt = require("torch", "transformers", "safetensors.torch", "modelopt")
 from safetensors.torch import save_file  # noqa: E402
@@ -190,14 +190,25 @@ with tempfile.TemporaryDirectory() as tmp:
     held = [m for m in gs if m + ".input_global_scale" in state]
     check(f"transformers + compressed-tensors load every input_global_scale we wrote ({len(held)} of {len(gs)})",
           len(held) == len(gs) and all(torch.equal(state[m + ".input_global_scale"].float().reshape(1), gs[m]) for m in held))
-    ppl = perplexity(loaded)
-    # windows of 256 (harness): BF16 22.58, W4A16 23.57 (docs/MODELS.md, engine_test); activations cost more.
-    check(f"and run it: held-out perplexity {ppl:.3f} within [23.57, 28.2]", 23.57 <= ppl <= 28.2)
+    # Its forward pass against ours on the same window (ours: float32; its CPU kernels: bfloat16).
+    test_ids = ([0] + tokenizer(open(os.path.join(ROOT, "models", "eval", "kjv-test.txt")).read(),
+                                add_special_tokens=False)["input_ids"])[:CTX]
+    with torch.no_grad():
+        logits = loaded(input_ids=torch.tensor([test_ids])).logits[0].float()
+    nll = torch.nn.functional.cross_entropy(logits[:-1], torch.tensor(test_ids[1:])).item()
+    ids_path = os.path.join(tmp, "test-ids.txt")
+    with open(ids_path, "w") as f:
+        f.write(" ".join(map(str, test_ids)))
+    run = fp4forge("eval", ours_ct, "--tokens", ids_path, "--ctx", str(CTX), "--json")
+    ours_nll = json.loads(run.stdout)["nll"] if run.returncode == 0 else math.inf
+    # bfloat16 activations and weights on their side move the mean NLL by a few parts in a thousand.
+    check(f"and run it: its mean NLL {nll:.4f} on the first window = ours {ours_nll:.4f} within 0.5%",
+          abs(nll - ours_nll) <= 0.005 * ours_nll, run.stderr[-200:])
 
     # ---- GPTQ and activation-aware scales: standard bytes, less error than round to nearest ----
     def kld(directory):
         run = fp4forge("eval", directory, "--text", os.path.join(ROOT, "models", "eval", "kjv-test.txt"), "--ref",
-                       DEFAULT, "--max-tokens", "8192", "--json")
+                       DEFAULT, "--max-tokens", "4096", "--json")
         return json.loads(run.stdout)["kld_mean"] if run.returncode == 0 else math.inf
 
     calibrated = {}
