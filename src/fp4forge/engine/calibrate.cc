@@ -40,11 +40,18 @@ std::map<std::string, InputStats> CalibrateInputs(Model& model, std::span<const 
   const int threads = model.pool().size();
   std::map<std::string, InputStats> stats;
   int64_t layer = 0;  // the one running
-  // Fused group -> (the member that accumulates its Hessian, the Hessian), for the layer at hand.
-  std::map<std::string, std::pair<std::string, std::shared_ptr<std::vector<float>>>> group_hessians;
-  auto group_hessian_owner = [&](const std::string& module) {
-    return group_hessians.at(FusedGroupKey(module + ".weight").value_or(module)).first == module;
+  // Linears fed the very same input share one Hessian: a fused group's members and, as every expert
+  // runs on all its layer's tokens, the gate and up projections of all the layer's experts.
+  auto hessian_key = [&](const std::string& module) {
+    const size_t experts = module.find("." + c.experts_prefix + ".");
+    const std::string leaf = module.substr(module.rfind('.') + 1);
+    if (experts != std::string::npos && (leaf == c.expert_projections[0] || leaf == c.expert_projections[1])) {
+      return module.substr(0, experts) + "/experts gate+up";
+    }
+    return FusedGroupKey(module + ".weight").value_or(module);
   };
+  // Key -> (the module that accumulates the Hessian, the Hessian), for the layer at hand.
+  std::map<std::string, std::pair<std::string, std::shared_ptr<std::vector<float>>>> group_hessians;
   auto observe = [&](const Linear& linear, const float* x, int64_t rows) {
     const cpu::WeightEncoding e = linear.weight.encoding;
     if (e != cpu::WeightEncoding::kF32 && e != cpu::WeightEncoding::kBF16 && e != cpu::WeightEncoding::kF16) {
@@ -58,14 +65,12 @@ std::map<std::string, InputStats> CalibrateInputs(Model& model, std::span<const 
       s.layer = layer;
       if (options.second_moments) s.second_moments.assign(cols, 0.0);
     }
-    bool owner = false;  // of the Hessian: the group member that accumulates it
     if (options.hessians && !s.hessian) {
-      const std::string group = FusedGroupKey(linear.module + ".weight").value_or(linear.module);
-      auto [shared, fresh] = group_hessians.try_emplace(group);
+      auto [shared, fresh] = group_hessians.try_emplace(hessian_key(linear.module));
       if (fresh) shared->second = {linear.module, std::make_shared<std::vector<float>>(cols * cols, 0.0f)};
       s.hessian = shared->second.second;
     }
-    if (options.hessians) owner = group_hessian_owner(linear.module);
+    const bool owner = options.hessians && group_hessians.at(hessian_key(linear.module)).first == linear.module;
     s.rows += rows;
     for (int64_t i = 0; i < rows * cols; ++i) {
       const float v = std::fabs(x[i]);

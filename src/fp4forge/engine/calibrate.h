@@ -23,8 +23,9 @@ struct InputStats {
   int64_t rows = 0;                // input rows seen
   float amax = 0;                  // max |x| over every element: ModelOpt's `max` calibration
   std::vector<double> second_moments;  // [cols] sum over rows of x_k^2 (the diagonal of X^T X), if asked
-  // [cols, cols] X^T X, if asked; only until on_layer returns. The members of a fused group (q/k/v,
-  // gate/up, w1/w3: io/hf_names.h), whose input is one and the same, share one.
+  // [cols, cols] X^T X, if asked; only until on_layer returns. Linears whose input is one and the
+  // same share one: the members of a fused group (q/k/v, gate/up, w1/w3: io/hf_names.h), and the
+  // gate and up projections of all experts of a MoE layer.
   std::shared_ptr<std::vector<float>> hessian;
 };
 

@@ -130,11 +130,15 @@ TEST(Calibrate, LayerByLayerSeesWhatTheForwardPassFeeds) {
     const std::vector<int32_t> tokens = RandomTokens(2 * ctx + 5, c.vocab_size);  // a last, shorter window
     // Hessians checked as they are handed over, against the inputs the forward pass feeds (below).
     std::map<std::string, std::vector<float>> hessians;
+    std::map<std::string, const void*> shared;  // which Hessian each module was handed
     const std::map<std::string, InputStats> stats = CalibrateInputs(
         model, tokens,
         {.context = ctx, .second_moments = true, .hessians = true, .on_layer = [&](int64_t layer, const auto& all) {
            for (const auto& [module, s] : all) {
-             if (s.layer == layer) hessians[module] = *s.hessian;
+             if (s.layer == layer) {
+               hessians[module] = *s.hessian;
+               shared[module] = s.hessian.get();
+             }
            }
          }, .on_progress = {}});
     std::map<std::string, float> amax;
@@ -155,6 +159,19 @@ TEST(Calibrate, LayerByLayerSeesWhatTheForwardPassFeeds) {
     }
     model.Observe({}, false);
     EXPECT_EQ(amax, seen);
+    // One Hessian per input: q/k/v share theirs, and so do the gate and up projections of all experts.
+    const std::string l0 = "model.layers.0.";
+    if (!c.fused_qkv) {
+      EXPECT_EQ(shared.at(l0 + "self_attn.q_proj"), shared.at(l0 + "self_attn.v_proj"));
+      EXPECT_NE(shared.at(l0 + "self_attn.q_proj"), shared.at(l0 + "self_attn.o_proj"));
+    }
+    int64_t moe_layer = 0;
+    while (moe_layer < c.num_layers && !c.moe_layer[moe_layer]) ++moe_layer;
+    if (moe_layer < c.num_layers) {
+      const std::string e = fmt::format("model.layers.{}.{}.", moe_layer, c.experts_prefix);
+      EXPECT_EQ(shared.at(e + "0." + c.expert_projections[0]), shared.at(e + "1." + c.expert_projections[1]));
+      EXPECT_NE(shared.at(e + "0." + c.expert_projections[2]), shared.at(e + "1." + c.expert_projections[2]));
+    }
     // X^T X and its diagonal, against double sums of the same rows: float32 accumulation over ~50
     // rows, a few ulps of the largest entry of its row.
     for (const auto& [module, x] : inputs) {
