@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 
-from harness import ROOT, check, finish, load_dir, require
+from harness import ROOT, check, finish, group_of, load_dir, require
 
 torch, transformers, safetensors_torch, modelopt = require("torch", "transformers", "safetensors.torch", "modelopt")
 from safetensors.torch import save_file  # noqa: E402
@@ -36,19 +36,10 @@ TOKENS, CTX = 2048, 256  # 8 windows
 # Float32 forward passes in different summation orders: logits agree within 4.4e-7 x max |logit|
 # (engine_test); an activation's max |x| is one such value, a few float32 ulps apart at most.
 AMAX_RTOL = 1e-5
-FUSED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"), ("w1", "w3"))
 
 
 def fp4forge(*args):
     return subprocess.run([FP4FORGE, *args], capture_output=True, text=True)
-
-
-def group_of(module):
-    parent, leaf = module.rsplit(".", 1)
-    for members in FUSED:
-        if leaf in members:
-            return parent + "/" + "+".join(members)
-    return module
 
 
 def shared(amax):
@@ -63,7 +54,7 @@ def rel(a, b):
     return abs(a - b) / max(abs(b), 1e-30)
 
 
-def hooked_amax(model, windows, experts_of=None):
+def hooked_amax(model, windows):
     """max |input| of every nn.Linear over the windows, from transformers' forward pass."""
     amax = {}
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 
-from harness import ROOT, check, finish, load_dir, perplexity, require
+from harness import ROOT, check, finish, group_of, load_dir, perplexity, require
 
 safetensors_torch, torch, transformers, compressed_tensors = require("safetensors.torch", "torch", "transformers",
                                                                     "compressed_tensors")
@@ -22,17 +22,6 @@ from compressed_tensors.quantization import QuantizationConfig  # noqa: E402
 
 FP4FORGE = sys.argv[1]
 E2M1 = torch.tensor([0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.0, -0.5, -1, -1.5, -2, -3, -4, -6])
-FUSED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"), ("w1", "w3"), ("q_a_proj", "kv_a_proj_with_mqa"))
-
-
-def group_of(module):
-    parent, leaf = module.rsplit(".", 1)
-    for members in FUSED:
-        if leaf in members:
-            return parent + "/" + "+".join(members)
-    return module
-
-
 def unpack(packed):
     codes = torch.stack([packed & 0xF, packed >> 4], dim=-1).reshape(packed.shape[0], -1).long()
     return E2M1[codes]

@@ -33,6 +33,19 @@ def finish():
     sys.exit(1 if _results["failed"] else 0)
 
 
+# Fused layers, which share their per-tensor scales (FORMATS.md §5.7 item 5).
+FUSED = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"), ("w1", "w3"), ("q_a_proj", "kv_a_proj_with_mqa"))
+
+
+def group_of(module):
+    """The fused group a Linear module belongs to ("parent/q_proj+k_proj+v_proj"), or the module itself."""
+    parent, leaf = module.rsplit(".", 1)
+    for members in FUSED:
+        if leaf in members:
+            return parent + "/" + "+".join(members)
+    return module
+
+
 def load_dir(directory):
     """Every tensor of a checkpoint directory (single or sharded), read by the official reader."""
     from safetensors.torch import load_file

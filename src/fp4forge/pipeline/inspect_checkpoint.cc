@@ -376,28 +376,23 @@ void CheckFp4Modules(const Checkpoint& c, const Fp4Layout& layout, const Exclusi
     if (group) group_scales[*group].push_back({m, s});
   }
   CheckScaleDirections(c, layout, globals, r);
-  for (const auto& [key, scales] : group_scales) {
-    for (const auto& [module, s] : scales) {
-      if (s != scales.front().second) {
-        r.errors.push_back({key, fmt::format("fused layers have different {}: {} and {} differ ({:.9g} vs {:.9g} as S); "
-                                             "TensorRT-LLM refuses them and vLLM/SGLang silently use the max",
-                                             layout.global, scales.front().first, module, scales.front().second, s),
-                            "quantize the group with its joint amax (fp4forge quantize does)"});
-        break;
+  // Fused layers must agree on a per-tensor scale (FORMATS.md §5.7 item 5).
+  auto require_shared = [&](const std::map<std::string, std::vector<std::pair<std::string, double>>>& groups,
+                            const std::string& name, const char* unit, const char* fix) {
+    for (const auto& [key, values] : groups) {
+      for (const auto& [module, value] : values) {
+        if (value != values.front().second) {
+          r.errors.push_back({key, fmt::format("fused layers have different {}: {} and {} differ ({:.9g} vs {:.9g}{}); "
+                                               "TensorRT-LLM refuses them and vLLM/SGLang silently use the max",
+                                               name, values.front().first, module, values.front().second, value, unit),
+                              fix});
+          break;
+        }
       }
     }
-  }
-  for (const auto& [key, inputs] : group_inputs) {
-    for (const auto& [module, value] : inputs) {
-      if (value != inputs.front().second) {
-        r.errors.push_back({key, fmt::format("fused layers have different {}: {} and {} differ ({:.9g} vs {:.9g}); "
-                                             "TensorRT-LLM refuses them and vLLM/SGLang silently use the max",
-                                             layout.input, inputs.front().first, module, inputs.front().second, value),
-                            "share the max of the group's input amax (fp4forge quantize --calib does)"});
-        break;
-      }
-    }
-  }
+  };
+  require_shared(group_scales, layout.global, " as S", "quantize the group with its joint amax (fp4forge quantize does)");
+  require_shared(group_inputs, layout.input, "", "share the max of the group's input amax (fp4forge quantize --calib does)");
   for (const auto& [key, quantized] : group_quantized) {
     if (quantized.size() != group_members[key].size()) {
       r.errors.push_back({key, "only some of these fused layers are quantized; vLLM loads a fused layer with one scheme",
